@@ -1,0 +1,1 @@
+"""HTTP API: validation, storing inputs, creating task rows, enqueueing."""

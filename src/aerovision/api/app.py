@@ -1,0 +1,56 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from aerovision import __version__
+from aerovision.api import errors
+from aerovision.api.limits import BodySizeLimit
+from aerovision.api.routes import files, match, settings, system, tasks
+from aerovision.api.services import Services
+from aerovision.config import Settings, get_settings
+
+DESCRIPTION = """
+Compare images and 3D surfaces. Each `POST /api/v1/match/<tool>` stores the
+uploaded files and returns a queued task (201); poll `GET /api/v1/tasks/{uid}`
+until `status` is `done` or `error`. Result pictures are downloaded at
+`GET /<path>` for each path in `result_files`.
+"""
+
+FORM_FIELDS_BYTES = 1024 * 1024
+"""Room for the non-file form fields of one upload request."""
+
+
+def create_app(config: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app; ``services`` is opened from ``config`` at start-up unless given."""
+    config = config or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        app.state.services = services or Services.open(config)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="AeroVision",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=2 * config.max_upload_bytes + FORM_FIELDS_BYTES,
+        setting="AEROVISION_MAX_UPLOAD_MB, per file",
+    )
+    errors.install(app)
+    for module in (match, tasks, settings, files, system):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,61 @@
+"""GET /uploads/…, /thumbnails/…, /results/…: the files tasks list."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
+
+from aerovision.api.deps import ServicesDep
+from aerovision.api.schemas import Message
+from aerovision.store.files import AREAS, BadKey
+
+router = APIRouter(tags=["files"])
+
+CONTENT_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".bmp": "image/bmp",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".ply": "application/octet-stream",
+    ".json": "application/json",
+}
+
+
+def _content_type(key: str) -> str:
+    suffix = "." + key.rsplit(".", 1)[-1].lower() if "." in key else ""
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def _serve(area: str, path: str, services: ServicesDep) -> FileResponse:
+    key = f"{area}/{path}"
+    try:
+        local = services.store.local_path(key)
+    except (BadKey, FileNotFoundError, NotADirectoryError):
+        raise HTTPException(status_code=404, detail="File not found") from None
+    return FileResponse(
+        local,
+        media_type=_content_type(key),
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+    )
+
+
+def _route(area: str) -> None:
+    def download(path: str, services: ServicesDep) -> FileResponse:
+        return _serve(area, path, services)
+
+    download.__name__ = f"download_{area}"
+    download.__doc__ = f"Download a file listed by a task under {area}/."
+    router.get(
+        f"/{area}/{{path:path}}",
+        summary=f"Download from {area}/",
+        response_class=FileResponse,
+        responses={404: {"model": Message}},
+    )(download)
+
+
+for _area in AREAS:
+    _route(_area)

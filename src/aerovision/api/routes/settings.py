@@ -1,0 +1,50 @@
+"""GET/PUT /api/v1/settings/{tool}: the defaults each tool's requests start from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Body
+
+from aerovision.api.deps import ServicesDep
+from aerovision.api.errors import field_error
+from aerovision.api.schemas import ToolSettingsOut
+from aerovision.params import TOOLS, partial_model
+from aerovision.store.settings import get_tool_settings, update_tool_settings
+
+router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
+
+
+def _routes_for(tool: str) -> None:
+    update_model: Any = partial_model(TOOLS[tool].params)
+
+    def read(services: ServicesDep) -> ToolSettingsOut:
+        return ToolSettingsOut(tool=tool, params=get_tool_settings(services.db, tool))
+
+    def write(services: ServicesDep, changes: update_model = Body()) -> ToolSettingsOut:  # type: ignore[valid-type]
+        given = changes.model_dump(exclude_unset=True)
+        nulls = [k for k, v in given.items() if v is None]
+        if nulls:
+            raise field_error(nulls[0], "must not be null; leave the field out to keep it")
+        return ToolSettingsOut(tool=tool, params=update_tool_settings(services.db, tool, given))
+
+    _register(read, "get", tool, f"{tool.capitalize()} settings")
+    _register(write, "put", tool, f"Update {tool} settings")
+
+
+def _register(fn: Callable[..., ToolSettingsOut], method: str, tool: str, summary: str) -> None:
+    fn.__name__ = f"{method}_{tool}_settings"
+    doc = (
+        f"Current defaults of the {tool} tool, applied when a request leaves a parameter out."
+        if method == "get"
+        else f"Change some or all of the {tool} tool's defaults; fields left out keep their "
+        "value, unknown fields and out-of-range values are refused (422). Persisted and "
+        "shared by every process."
+    )
+    fn.__doc__ = doc
+    getattr(router, method)(f"/{tool}", summary=summary)(fn)
+
+
+for _tool in TOOLS:
+    _routes_for(_tool)

@@ -1,0 +1,31 @@
+"""GET /api/v1/tasks and /api/v1/tasks/{uid}."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from aerovision.api.deps import ServicesDep
+from aerovision.api.schemas import Message, TaskList, TaskOut
+from aerovision.store import tasks as task_store
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+
+
+@router.get("", summary="List tasks, newest first")
+def list_tasks(
+    services: ServicesDep,
+    offset: Annotated[int, Query(ge=0, description="Tasks to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size, 1–200.")] = 50,
+) -> TaskList:
+    total, tasks = task_store.list_tasks(services.db, offset=offset, limit=limit)
+    return TaskList(total=total, tasks=[TaskOut.from_task(t) for t in tasks])
+
+
+@router.get("/{uid}", summary="One task", responses={404: {"model": Message}})
+def get_task(uid: str, services: ServicesDep) -> TaskOut:
+    task = task_store.get_task(services.db, uid)
+    if task is None:
+        raise HTTPException(status_code=404, detail="Task not found")
+    return TaskOut.from_task(task)

@@ -1,0 +1,32 @@
+"""What the routes use: settings, database, queue and file store of one process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aerovision.config import Settings
+from aerovision.jobs.queue import Queue, open_queue
+from aerovision.store.db import Database
+from aerovision.store.files import FileStore, open_store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    queue: Queue
+    store: FileStore
+
+    @classmethod
+    def open(cls, settings: Settings) -> Services:
+        db = Database(settings.db_url)
+        return cls(
+            settings=settings,
+            db=db,
+            queue=open_queue(settings.effective_queue_url, db),
+            store=open_store(settings.data_dir),
+        )
+
+    def close(self) -> None:
+        self.queue.close()
+        self.db.dispose()

@@ -1,0 +1,122 @@
+"""Service configuration: one settings class read from ``AEROVISION_*`` variables.
+
+Build it with :func:`get_settings` (cached) or ``Settings(...)`` directly in tests;
+nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+def _default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service; each field is an ``AEROVISION_<NAME>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="AEROVISION_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Directory holding the embedded database and the files "
+        "(uploads/, thumbnails/, results/).",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database; default: SQLite file "
+        "<data_dir>/aerovision.db (WAL mode).",
+    )
+    queue_url: str | None = Field(
+        None,
+        description="Queue backend; default: the SQLite-backed queue in the same database "
+        "(sqlite:///<data_dir>/aerovision.db).",
+    )
+    host: str = Field("0.0.0.0", description="Address the HTTP API listens on.")
+    port: int = Field(8888, ge=1, le=65535, description="Port the HTTP API listens on.")
+    workers: int = Field(
+        default_factory=_default_workers,
+        ge=0,
+        description="Worker processes started by `serve` (default: one per CPU; 0: none).",
+    )
+
+    max_upload_mb: float = Field(
+        50.0, gt=0, description="Largest accepted uploaded file, in MB (MiB); larger → 413."
+    )
+    max_image_pixels: int = Field(
+        100_000_000,
+        ge=1,
+        description="Largest image (width × height) that is decoded; larger → task error.",
+    )
+    task_memory_mb: int = Field(
+        4096,
+        ge=0,
+        description="Address-space limit of the child process running one task, in MiB "
+        "(RLIMIT_AS; 0 disables).",
+    )
+    task_timeout_s: float = Field(
+        300.0, gt=0, description="Wall-clock limit of one task; the child is killed after it."
+    )
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="Lease a worker holds on a task; renewed every third of it. A task whose "
+        "lease expires (worker lost) is returned to the queue by the reaper.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Times a task is tried before it is marked error."
+    )
+    reaper_interval_s: float = Field(
+        2.0, gt=0, description="How often the reaper looks for expired leases and lost tasks."
+    )
+    shutdown_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="On stop, how long a worker lets its running task finish before it "
+        "releases the task back to the queue.",
+    )
+    opencv_threads: int = Field(
+        0, ge=0, description="Threads OpenCV may use inside one task (0: OpenCV's default)."
+    )
+    log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError(f"log_level must be debug, info, warning or error, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'aerovision.db'}"
+
+    @property
+    def effective_queue_url(self) -> str:
+        """The effective queue URL (defaults to the database when it is SQLite)."""
+        return self.queue_url or self.db_url
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * MiB)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

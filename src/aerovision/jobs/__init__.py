@@ -1,0 +1,1 @@
+"""Running tasks: the queue, the workers, the isolated executor and the reaper."""

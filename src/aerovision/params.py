@@ -1,0 +1,177 @@
+"""Per-tool parameters: names, types, ranges, defaults and the "found" rule.
+
+One place for what SPEC.md says about each tool's parameters. Requests, settings
+and chain steps all validate through these models, so a range is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.fields import FieldInfo
+
+TemplateMethod = Literal[
+    "TM_CCOEFF_NORMED",
+    "TM_CCORR_NORMED",
+    "TM_SQDIFF_NORMED",
+    "TM_CCOEFF",
+    "TM_CCORR",
+    "TM_SQDIFF",
+]
+Detector = Literal["SIFT", "ORB", "AKAZE", "BRISK"]
+Matcher = Literal["FLANN", "BFMatcher"]
+
+
+class ToolParams(BaseModel):
+    """Base of the complete, validated parameter sets (unknown fields rejected)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TemplateParams(ToolParams):
+    method: TemplateMethod = Field(
+        "TM_CCOEFF_NORMED",
+        description="cv2.matchTemplate method. The *_NORMED methods give absolute scores in "
+        "0–1; the others are normalised to 0–1 over each response map.",
+    )
+    threshold: float = Field(
+        0.8,
+        ge=0.1,
+        le=1.0,
+        description="Minimum score of a match, 0.1–1.0; higher is stricter.",
+    )
+    max_results: int = Field(
+        20, ge=1, le=1000, description="Most matches returned, 1–1000 (best first)."
+    )
+    use_grayscale: bool = Field(
+        True, description="Convert both images to grayscale first; false matches on colour."
+    )
+
+
+class FeatureParams(ToolParams):
+    detector: Detector = Field("SIFT", description="Keypoint detector: SIFT, ORB, AKAZE, BRISK.")
+    matcher: Matcher = Field("FLANN", description="Descriptor matcher: FLANN or BFMatcher.")
+    ratio_threshold: float = Field(
+        0.75,
+        ge=0.1,
+        le=1.0,
+        description="Lowe's ratio test threshold, 0.1–1.0; lower is stricter.",
+    )
+    max_matches: int = Field(
+        200, ge=1, le=5000, description="Most good matches kept (by distance), 1–5000."
+    )
+
+
+class SurfaceParams(ToolParams):
+    relative_sampling_step: float = Field(
+        0.05,
+        ge=0.01,
+        le=0.5,
+        description="Point sampling step relative to the model diameter, 0.01–0.5; "
+        "smaller is finer.",
+    )
+    relative_distance_step: float = Field(
+        0.05,
+        ge=0.01,
+        le=0.5,
+        description="PPF distance quantisation relative to the model diameter, 0.01–0.5.",
+    )
+    num_angles: int = Field(
+        30, ge=1, le=360, description="Rotation discretisation (angle bins), 1–360."
+    )
+    use_icp: bool = Field(True, description="Refine the pose with ICP.")
+    icp_tolerance: float = Field(
+        0.005, gt=0.0, le=1.0, description="ICP convergence threshold, (0, 1]."
+    )
+    icp_iterations: int = Field(100, ge=1, le=1000, description="Most ICP iterations, 1–1000.")
+
+
+@dataclass(frozen=True)
+class Tool:
+    """What the service knows about one tool."""
+
+    name: str
+    params: type[ToolParams]
+    inputs: tuple[str, str]
+    input_help: tuple[str, str]
+    input_kind: Literal["image", "ply"]
+    found: Callable[[Mapping[str, Any]], bool]
+    summary: str
+
+
+TOOLS: dict[str, Tool] = {
+    "template": Tool(
+        "template",
+        TemplateParams,
+        ("image", "template"),
+        (
+            "Target image (PNG, JPEG, BMP, TIFF).",
+            "Template to find (PNG, JPEG, BMP, TIFF); a PNG's transparent pixels are ignored.",
+        ),
+        "image",
+        lambda data: int(data.get("filtered_matches", 0)) > 0,
+        "Find every occurrence of a template in an image (sliding window, NMS, heat map).",
+    ),
+    "feature": Tool(
+        "feature",
+        FeatureParams,
+        ("query_image", "train_image"),
+        ("Image searched for (PNG, JPEG, BMP, TIFF).", "Reference image (PNG, JPEG, BMP, TIFF)."),
+        "image",
+        lambda data: int(data.get("good_matches", 0)) > 0,
+        "Match keypoints between two images (SIFT/ORB/AKAZE/BRISK, FLANN/BFMatcher).",
+    ),
+    "surface": Tool(
+        "surface",
+        SurfaceParams,
+        ("model_file", "scene_file"),
+        (
+            "3D model (.ply with normals nx, ny, nz): the object.",
+            "3D scene (.ply with normals nx, ny, nz): where to look.",
+        ),
+        "ply",
+        lambda data: int(data.get("poses_found", 0)) > 0,
+        "Find a 3D model in a 3D scene (PLY with normals): PPF pose search + ICP.",
+    ),
+}
+
+ToolName = Literal["template", "feature", "surface"]
+
+
+def defaults(tool: str) -> dict[str, Any]:
+    """The built-in defaults of ``tool`` (SPEC.md's table)."""
+    return TOOLS[tool].params().model_dump()
+
+
+@cache
+def partial_model(params: type[ToolParams]) -> type[ToolParams]:
+    """The same fields as ``params``, all optional (``None`` = not given).
+
+    Used for request fields and ``PUT /settings`` bodies: the same ranges apply,
+    fields left out keep their current value, unknown fields are rejected.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in params.model_fields.items():
+        optional = FieldInfo.merge_field_infos(info, default=None)
+        fields[name] = (info.annotation | None, optional)
+    return create_model(  # type: ignore[no-any-return]
+        f"{params.__name__}Update",
+        __base__=ToolParams,
+        __doc__=f"Any subset of {params.__name__}'s fields.",
+        **fields,
+    )
+
+
+def merge(tool: str, current: Mapping[str, Any], given: Mapping[str, Any]) -> ToolParams:
+    """Effective parameters: the values ``given`` (not None) over ``current``.
+
+    Raises pydantic's ``ValidationError`` if the result is invalid.
+    """
+    values = dict(current)
+    values.update({k: v for k, v in given.items() if v is not None})
+    known = TOOLS[tool].params.model_fields
+    return TOOLS[tool].params.model_validate({k: v for k, v in values.items() if k in known})

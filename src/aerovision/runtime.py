@@ -1,0 +1,169 @@
+"""Process wiring: `serve` runs the API, the workers and the reaper together.
+
+Workers are separate processes (spawned, so they share nothing with the API
+process); a worker that dies is started again. Ctrl-C or SIGTERM stops the
+API, then asks every worker to finish or give back its task, then exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+from aerovision.config import Settings
+
+log = logging.getLogger(__name__)
+
+WORKER_RESTART_DELAY_S = 1.0
+"""Pause before a worker process that died is started again."""
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
+
+
+def _prepare_opencv_env(settings: Settings) -> None:
+    """OpenCV reads these once, when it first decodes: set them before it loads."""
+    os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(settings.max_image_pixels)
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker in this process until SIGTERM/SIGINT."""
+    configure_logging(settings.log_level)
+    _prepare_opencv_env(settings)
+    import cv2  # loaded once here, so each forked task starts without import cost
+
+    if settings.opencv_threads:
+        cv2.setNumThreads(settings.opencv_threads)
+
+    from aerovision.api.services import Services
+    from aerovision.jobs.worker import Worker
+
+    services = Services.open(settings)
+    worker = Worker(settings, services.db, services.queue, services.store)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        worker.work()
+    finally:
+        services.close()
+
+
+class WorkerPool:
+    """Keeps ``count`` worker processes running until :meth:`stop`."""
+
+    def __init__(self, settings: Settings, count: int) -> None:
+        self.settings = settings
+        self.count = count
+        self._ctx = multiprocessing.get_context("spawn")
+        self._procs: list[BaseProcess] = []
+        self._stopping = threading.Event()
+        self._monitor = threading.Thread(target=self._watch, name="worker-pool", daemon=True)
+
+    def _spawn(self, index: int) -> BaseProcess:
+        proc = self._ctx.Process(
+            target=run_worker, args=(self.settings,), name=f"worker-{index}", daemon=False
+        )
+        proc.start()
+        return proc
+
+    def start(self) -> None:
+        self._procs = [self._spawn(i) for i in range(self.count)]
+        self._monitor.start()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p.pid is not None]
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WORKER_RESTART_DELAY_S):
+            for index, proc in enumerate(self._procs):
+                if not proc.is_alive() and not self._stopping.is_set():
+                    log.warning("%s exited with code %s; starting it again", proc.name, proc.exitcode)
+                    proc.join(0)
+                    self._procs[index] = self._spawn(index)
+
+    def stop(self) -> None:
+        """Ask every worker to stop, wait for them, kill the ones that do not."""
+        self._stopping.set()
+        for proc in self._procs:
+            if proc.is_alive() and proc.pid is not None:
+                try:
+                    os.kill(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + self.settings.shutdown_grace_s + 10
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("%s did not stop in time; killing it", proc.name)
+                proc.kill()
+                proc.join(5)
+
+
+class _Shutdown(Exception):
+    """Raised by the SIGTERM handler to leave the server loop."""
+
+
+def _raise_shutdown(_signum: int, _frame: FrameType | None) -> None:
+    raise _Shutdown
+
+
+def run_serve(settings: Settings) -> None:
+    """API + workers + reaper in one command, on the embedded default."""
+    import uvicorn
+
+    from aerovision.api.app import create_app
+    from aerovision.api.services import Services
+    from aerovision.jobs.reaper import Reaper
+    from aerovision.store.db import migrate
+
+    configure_logging(settings.log_level)
+    _prepare_opencv_env(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.db_url)
+
+    services = Services.open(settings)
+    pool = WorkerPool(settings, settings.workers)
+    reaper = Reaper(settings, services.db, services.queue)
+    app = create_app(settings, services)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    # uvicorn re-raises the signal that stopped it once it has shut down; these
+    # handlers turn that into an exception, so the workers are stopped below.
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    log.info(
+        "AeroVision serving on http://%s:%d with %d worker(s); data in %s",
+        settings.host, settings.port, settings.workers, settings.data_dir,
+    )
+    pool.start()
+    reaper.start()
+    try:
+        server.run()
+    except (KeyboardInterrupt, _Shutdown):
+        pass
+    finally:
+        log.info("stopping: waiting for workers to finish or give back their tasks")
+        reaper.stop()
+        pool.stop()
+        services.close()
+        log.info("stopped")

@@ -1,0 +1,1 @@
+"""Persistence: database models and queries, and file storage."""

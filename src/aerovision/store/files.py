@@ -1,0 +1,151 @@
+"""File storage for inputs, thumbnails and results, addressed by relative keys.
+
+A key is a relative path such as ``uploads/<uid>/photo.png``; it is exactly what
+tasks list in ``input_files``/``thumbnails``/``result_files`` and what
+``GET /<key>`` serves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Protocol
+
+AREAS = ("uploads", "thumbnails", "results")
+"""Top-level folders of the store; nothing else can be read or written."""
+
+MAX_NAME_LENGTH = 100
+
+
+class BadKey(ValueError):
+    """A key that does not name a file inside the store."""
+
+
+def check_key(key: str) -> list[str]:
+    """Split ``key`` into safe parts or raise :class:`BadKey`.
+
+    Refuses absolute paths, ``.``/``..`` parts, empty parts, backslashes, NUL and
+    control characters, and anything outside :data:`AREAS`.
+    """
+    if not key or "\\" in key or any(ord(c) < 32 for c in key):
+        raise BadKey(key)
+    parts = key.split("/")
+    if parts[0] not in AREAS or len(parts) < 2:
+        raise BadKey(key)
+    if any(p in ("", ".", "..") for p in parts):
+        raise BadKey(key)
+    return parts
+
+
+class FileStore(Protocol):
+    """Where task files live."""
+
+    def write(self, key: str, data: bytes) -> None: ...
+
+    def read(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def local_path(self, key: str) -> Path:
+        """A path on this machine holding the file (raises FileNotFoundError)."""
+        ...
+
+
+class LocalFileStore:
+    """Files under a directory on this machine (the embedded default)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        for area in AREAS:
+            (self.root / area).mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = self.root.joinpath(*check_key(key))
+        if not path.resolve().is_relative_to(self.root):  # a symlink pointing outside
+            raise BadKey(key)
+        return path
+
+    def write(self, key: str, data: bytes) -> None:
+        """Write atomically: readers see the old file or the whole new one."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def read(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self._path(key).is_file()
+        except BadKey:
+            return False
+
+    def local_path(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path
+
+
+def open_store(data_dir: Path) -> FileStore:
+    """The file store of a data directory."""
+    return LocalFileStore(data_dir)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def sanitize_filename(name: str | None, fallback: str) -> str:
+    """A safe file name built from a client's one.
+
+    Keeps ASCII letters, digits, ``.``, ``_`` and ``-`` (accents are folded,
+    anything else becomes ``_``), drops any directory part and leading dots,
+    and keeps the extension when shortening to :data:`MAX_NAME_LENGTH`.
+    """
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    base = _UNSAFE.sub("_", base).strip("._ -")
+    stem, dot, ext = base.rpartition(".")
+    if not dot:
+        stem, ext = base, ""
+    if not stem:
+        stem, ext = fallback, ext or ""
+    ext = ext[:10]
+    stem = stem[: MAX_NAME_LENGTH - len(ext) - 1]
+    return f"{stem}.{ext}" if ext else stem
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``stem_1.ext``, ``stem_2.ext``… if ``name`` is in ``taken``."""
+    if name not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    n = 1
+    while True:
+        candidate = f"{stem}_{n}.{ext}" if ext else f"{stem}_{n}"
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+JPEG_EXTENSIONS = (".jpg", ".jpeg")
+
+
+def thumbnail_name(upload_name: str) -> str:
+    """The thumbnail's file name for an upload: JPEG stays JPEG, everything else PNG."""
+    if upload_name.lower().endswith(JPEG_EXTENSIONS + (".png",)):
+        return upload_name
+    stem = upload_name.rpartition(".")[0] or upload_name
+    return f"{stem}.png"

@@ -1,0 +1,84 @@
+"""Database tables. The same models run on SQLite (embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class TaskStatus(str, Enum):
+    """A task's life: queued → processing → done | error."""
+
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.DONE, TaskStatus.ERROR)
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: the database stores UTC without an offset."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class TaskRow(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True, index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    tool: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    input_files: Mapped[list[str]]
+    thumbnails: Mapped[list[str]]
+    result_files: Mapped[list[str]]
+    result_data: Mapped[dict[str, Any]]
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class SettingsRow(Base):
+    __tablename__ = "tool_settings"
+
+    tool: Mapped[str] = mapped_column(String(32), primary_key=True)
+    params: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WorkerRow(Base):
+    """A worker's heartbeat: what /health counts as alive."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime, index=True)
+    task_uid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class QueueItem(Base):
+    """The database-backed queue (embedded default); see jobs/queue.py."""
+
+    __tablename__ = "queue_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(36), unique=True)
+    available_at: Mapped[float] = mapped_column(Float, index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)

@@ -1,0 +1,187 @@
+"""Task queries: the only place that reads or writes the tasks table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+
+from aerovision.store.db import Database
+from aerovision.store.models import TaskRow, TaskStatus, utcnow
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as stored; detached from any session."""
+
+    uid: str
+    status: TaskStatus
+    tool: str
+    params: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    input_files: list[str]
+    thumbnails: list[str]
+    result_files: list[str]
+    result_data: dict[str, Any]
+    error: str | None
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: TaskRow) -> Task:
+        return cls(
+            uid=row.uid,
+            status=TaskStatus(row.status),
+            tool=row.tool,
+            params=dict(row.params),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            input_files=list(row.input_files),
+            thumbnails=list(row.thumbnails),
+            result_files=list(row.result_files),
+            result_data=dict(row.result_data),
+            error=row.error,
+            attempts=row.attempts,
+        )
+
+
+def create_task(
+    db: Database,
+    *,
+    uid: str,
+    tool: str,
+    params: dict[str, Any],
+    input_files: list[str],
+    thumbnails: list[str],
+) -> Task:
+    """Insert a new ``queued`` task (before its uid is enqueued)."""
+    now = utcnow()
+    row = TaskRow(
+        uid=uid,
+        status=TaskStatus.QUEUED.value,
+        tool=tool,
+        params=params,
+        created_at=now,
+        updated_at=now,
+        input_files=input_files,
+        thumbnails=thumbnails,
+        result_files=[],
+        result_data={},
+        error=None,
+        attempts=0,
+    )
+    with db.write() as session:
+        session.add(row)
+        session.flush()
+        return Task.from_row(row)
+
+
+def get_task(db: Database, uid: str) -> Task | None:
+    with db.read() as session:
+        row = session.scalar(select(TaskRow).where(TaskRow.uid == uid))
+        return Task.from_row(row) if row is not None else None
+
+
+def list_tasks(db: Database, *, offset: int, limit: int) -> tuple[int, list[Task]]:
+    """``(total, page)``, newest first."""
+    with db.read() as session:
+        total = session.scalar(select(func.count()).select_from(TaskRow)) or 0
+        rows = session.scalars(
+            select(TaskRow).order_by(TaskRow.id.desc()).offset(offset).limit(limit)
+        ).all()
+        return total, [Task.from_row(r) for r in rows]
+
+
+def count_by_status(db: Database) -> dict[str, int]:
+    with db.read() as session:
+        rows = session.execute(select(TaskRow.status, func.count()).group_by(TaskRow.status))
+        counts = {s.value: 0 for s in TaskStatus}
+        counts.update({status: n for status, n in rows})
+        return counts
+
+
+def start_attempt(db: Database, uid: str, worker_id: str) -> Task | None:
+    """Mark a claimed task ``processing`` and count the attempt.
+
+    Returns None when the task is unknown or already finished (a duplicate
+    delivery from an at-least-once queue), so the caller just acks it.
+    """
+    with db.write() as session:
+        row = session.scalar(select(TaskRow).where(TaskRow.uid == uid))
+        if row is None or TaskStatus(row.status).terminal:
+            return None
+        row.status = TaskStatus.PROCESSING.value
+        row.attempts += 1
+        row.worker_id = worker_id
+        row.updated_at = utcnow()
+        return Task.from_row(row)
+
+
+def finish_task(
+    db: Database,
+    uid: str,
+    *,
+    status: TaskStatus,
+    result_files: list[str] | None = None,
+    result_data: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """End a task as ``done`` or ``error``; False if it had already ended."""
+    assert status.terminal
+    values: dict[str, Any] = {
+        "status": status.value,
+        "updated_at": utcnow(),
+        "error": error,
+        "worker_id": None,
+    }
+    if result_files is not None:
+        values["result_files"] = result_files
+    if result_data is not None:
+        values["result_data"] = result_data
+    with db.write() as session:
+        done = session.execute(
+            update(TaskRow)
+            .where(TaskRow.uid == uid)
+            .where(TaskRow.status.not_in([TaskStatus.DONE.value, TaskStatus.ERROR.value]))
+            .values(**values)
+        )
+        return bool(done.rowcount)
+
+
+def return_to_queue(db: Database, uid: str, *, uncount_attempt: bool = False) -> bool:
+    """Put an unfinished task back to ``queued`` (it will be claimed again).
+
+    ``uncount_attempt`` is for a task given back on a clean shutdown: that try
+    was not the task's fault.
+    """
+    values: dict[str, Any] = {
+        "status": TaskStatus.QUEUED.value,
+        "updated_at": utcnow(),
+        "worker_id": None,
+    }
+    if uncount_attempt:
+        values["attempts"] = case((TaskRow.attempts > 0, TaskRow.attempts - 1), else_=0)
+    with db.write() as session:
+        done = session.execute(
+            update(TaskRow)
+            .where(TaskRow.uid == uid)
+            .where(TaskRow.status.not_in([TaskStatus.DONE.value, TaskStatus.ERROR.value]))
+            .values(**values)
+        )
+        return bool(done.rowcount)
+
+
+def unfinished_since(db: Database, older_than_s: float, limit: int = 500) -> list[Task]:
+    """Unfinished tasks not touched for ``older_than_s`` seconds (oldest first)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    with db.read() as session:
+        rows = session.scalars(
+            select(TaskRow)
+            .where(TaskRow.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value]))
+            .where(TaskRow.updated_at < cutoff)
+            .order_by(TaskRow.id)
+            .limit(limit)
+        ).all()
+        return [Task.from_row(r) for r in rows]
