@@ -114,12 +114,13 @@ def sanitize_filename(name: str | None, fallback: str) -> str:
     """
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
-    base = _UNSAFE.sub("_", base).strip("._ -")
+    base = _UNSAFE.sub("_", base)
     stem, dot, ext = base.rpartition(".")
     if not dot:
         stem, ext = base, ""
+    stem, ext = stem.strip("._ -"), ext.strip("._ -")
     if not stem:
-        stem, ext = fallback, ext or ""
+        stem = fallback
     ext = ext[:10]
     stem = stem[: MAX_NAME_LENGTH - len(ext) - 1]
     return f"{stem}.{ext}" if ext else stem

@@ -1,0 +1,458 @@
+"""Template matching: ``cv2.matchTemplate``, scores in [0, 1], and greedy NMS.
+
+The pipeline of :func:`match_template`:
+
+1. check the arguments (``InputError`` with a message a user can act on);
+2. bring image and template to the same colour space (grey or BGR); a template
+   alpha channel becomes the ``mask`` of ``cv2.matchTemplate``;
+3. turn the raw response into a score map: float32, finite, in [0, 1], higher is
+   better ("absolute" for the ``*_NORMED`` methods, "relative" min-max for the
+   others);
+4. candidates = score >= threshold, thinned to local maxima when they are many;
+5. greedy Non-Maximum Suppression, so no two reported boxes overlap with an IoU
+   above ``nms_iou``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from aerovision.engine.errors import InputError
+
+METHODS: tuple[str, ...] = (
+    "TM_CCOEFF_NORMED",
+    "TM_CCORR_NORMED",
+    "TM_SQDIFF_NORMED",
+    "TM_CCOEFF",
+    "TM_CCORR",
+    "TM_SQDIFF",
+)
+
+_NORMED: Final = frozenset({"TM_CCOEFF_NORMED", "TM_CCORR_NORMED", "TM_SQDIFF_NORMED"})
+_LOWER_IS_BETTER: Final = frozenset({"TM_SQDIFF", "TM_SQDIFF_NORMED"})
+_ZERO_MEAN: Final = frozenset({"TM_CCOEFF", "TM_CCOEFF_NORMED"})
+
+_DIRECT_NMS_LIMIT: Final = 2048
+"""Above this many candidates, they are first thinned to local maxima."""
+
+_MAX_NMS_CANDIDATES: Final = 100_000
+"""Hard cap on the candidates given to NMS (only reachable with templates of a few
+pixels); past it only the best-scoring ones are kept, so NMS time stays bounded."""
+
+_NMS_CHUNK: Final = 256
+"""Candidates tested against the suppression raster in one vector operation."""
+
+_ALPHA_OPAQUE_U8: Final = 128
+"""Template pixels with alpha >= this (>= 0.5 for float templates) take part in matching."""
+
+FloatMap = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class Match:
+    """One detection: the box ``(x, y, w, h)`` in image pixels and its score."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+    def as_dict(self) -> dict[str, int | float]:
+        """Return ``{"x", "y", "w", "h", "score"}`` with plain Python types, score to 4 decimals."""
+        return {
+            "x": int(self.x),
+            "y": int(self.y),
+            "w": int(self.w),
+            "h": int(self.h),
+            "score": round(float(self.score), 4),
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class TemplateResult:
+    """Outcome of :func:`match_template`.
+
+    Attributes
+    ----------
+    method : str
+        The OpenCV method name used.
+    matches : tuple of Match
+        Best first, at most ``max_results``.
+    filtered_matches : int
+        Matches left after the threshold and NMS, before the ``max_results`` cut.
+    best_score : float
+        Maximum of ``score_map``, reported even when no match passes the threshold.
+    score_mode : str
+        ``"absolute"`` for the ``*_NORMED`` methods, ``"relative"`` for the others
+        (min-max normalised over this response map, so 1.0 is "best in this image").
+    score_map : (H - h + 1, W - w + 1) float32 array
+        Read-only score of the box whose top-left corner is at each pixel; finite,
+        in [0, 1], higher is better.
+    """
+
+    method: str
+    matches: tuple[Match, ...]
+    filtered_matches: int
+    best_score: float
+    score_mode: str
+    score_map: FloatMap
+
+    def summary(self) -> dict[str, Any]:
+        """Return the SPEC's ``result_data`` for a template task, with plain Python types."""
+        return {
+            "method": self.method,
+            "matches_found": len(self.matches),
+            "best_score": round(float(self.best_score), 4),
+            "filtered_matches": int(self.filtered_matches),
+            "matches": [m.as_dict() for m in self.matches],
+            "score_mode": self.score_mode,
+        }
+
+
+def match_template(
+    image: npt.NDArray[Any],
+    template: npt.NDArray[Any],
+    *,
+    method: str = "TM_CCOEFF_NORMED",
+    threshold: float = 0.8,
+    max_results: int = 20,
+    use_grayscale: bool = True,
+    nms_iou: float = 0.3,
+) -> TemplateResult:
+    """Find every occurrence of `template` in `image`.
+
+    Parameters
+    ----------
+    image : (H, W[, C]) array
+        Scene, uint8 or float (float32/float64), grey, BGR or BGRA (C = 1, 3 or 4).
+        An alpha channel on the image is ignored.
+    template : (h, w[, C]) array
+        What to look for, same dtype kind as `image` and no larger than it. A BGRA
+        template uses its alpha as the matching mask: only pixels with alpha >= 128
+        (>= 0.5 for float) count, so transparent corners of a PNG are ignored.
+    method : str
+        One of :data:`METHODS`.
+    threshold : float
+        Minimum score, in [0, 1]; the service restricts it to [0.1, 1].
+    max_results : int
+        At most this many matches are returned (>= 1).
+    use_grayscale : bool
+        Match on grey levels (default) or, if False, on the BGR colours; a grey
+        input is then replicated to three channels when the other one has colour.
+    nms_iou : float
+        Boxes overlapping a better one with an IoU above this are suppressed, in [0, 1).
+
+    Returns
+    -------
+    TemplateResult
+        Matches best first, the survivors count, the best score and the score map.
+
+    Raises
+    ------
+    InputError
+        Unknown method, parameter out of range, unsupported array, empty or
+        fully transparent template, template larger than the image, or a flat
+        template with a TM_CCOEFF method (its correlation coefficient is undefined).
+
+    Notes
+    -----
+    Scores: TM_CCOEFF_NORMED and TM_CCORR_NORMED give the response clipped to
+    [0, 1]; TM_SQDIFF_NORMED gives ``1 - response``; the unnormalised methods
+    give ``(v - min) / (max - min)`` (``(max - v) / (max - min)`` for TM_SQDIFF)
+    over this response map, and a constant map gives zeros. Non-finite
+    responses (masked matching over flat regions) count as the worst score.
+
+    All boxes have the template's size, so the IoU of two boxes depends only on
+    their offset; greedy NMS paints, for every kept box, the set of offsets whose
+    IoU exceeds `nms_iou` into a raster, and a candidate is kept only if its pixel
+    is still clear. Before that, when more than a couple of thousand pixels pass
+    the threshold, they are thinned to local maxima (a grey dilation whose window
+    only holds offsets that NMS would suppress anyway) and, on plateaus, to one
+    per cell of that size.
+
+    Examples
+    --------
+    >>> scene = np.random.default_rng(0).integers(0, 256, (120, 160), dtype=np.uint8)
+    >>> result = match_template(scene, scene[30:62, 40:72])
+    >>> (result.matches[0].x, result.matches[0].y, result.filtered_matches)
+    (40, 30, 1)
+    """
+    _check_options(method, threshold, max_results, nms_iou)
+    image = _check_array("image", image)
+    template = _check_array("template", template)
+    if (image.dtype == np.uint8) != (template.dtype == np.uint8):
+        raise InputError(
+            f"image is {image.dtype} but template is {template.dtype}: "
+            "convert both to uint8 (or both to float) first"
+        )
+    ih, iw = image.shape[:2]
+    th, tw = template.shape[:2]
+    if th > ih or tw > iw:
+        raise InputError(f"template ({tw}×{th}) is larger than the image ({iw}×{ih})")
+
+    img, tpl, mask = _prepare(image, template, use_grayscale)
+    if method in _ZERO_MEAN:
+        _, std = cv2.meanStdDev(tpl, mask=mask)
+        if not np.any(std > 0):
+            raise InputError(
+                f"the template is flat (all its pixels have the same value), so {method} "
+                "cannot score it: use TM_SQDIFF_NORMED, or a template with some texture"
+            )
+
+    code = getattr(cv2, method)
+    if mask is None:
+        raw = cv2.matchTemplate(img, tpl, code)
+    else:
+        raw = cv2.matchTemplate(img, tpl, code, mask=mask)
+    score, best = _scores(raw, method)
+
+    ys, xs, vals = _candidates(score, threshold, tw, th, nms_iou)
+    kept = _greedy_nms(ys, xs, vals, score.shape, tw, th, nms_iou)
+    matches = tuple(
+        Match(int(xs[i]), int(ys[i]), tw, th, float(vals[i])) for i in kept[:max_results].tolist()
+    )
+    score.flags.writeable = False
+    return TemplateResult(
+        method=method,
+        matches=matches,
+        filtered_matches=int(kept.size),
+        best_score=best,
+        score_mode="absolute" if method in _NORMED else "relative",
+        score_map=score,
+    )
+
+
+def _check_options(method: str, threshold: float, max_results: int, nms_iou: float) -> None:
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise InputError(f"threshold must be a number in [0, 1], got {threshold!r}")
+    if isinstance(max_results, bool) or not isinstance(max_results, (int, np.integer)):
+        raise InputError(f"max_results must be an integer >= 1, got {max_results!r}")
+    if max_results < 1:
+        raise InputError(f"max_results must be >= 1, got {max_results}")
+    if not isinstance(nms_iou, (int, float)) or not 0.0 <= nms_iou < 1.0:
+        raise InputError(f"nms_iou must be a number in [0, 1), got {nms_iou!r}")
+
+
+def _check_array(name: str, a: object) -> npt.NDArray[Any]:
+    if not isinstance(a, np.ndarray):
+        raise InputError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.ndim not in (2, 3):
+        raise InputError(f"{name} must be a 2-D (grey) or 3-D (colour) array, got {a.ndim}-D")
+    if a.ndim == 3 and a.shape[2] not in (1, 3, 4):
+        raise InputError(f"{name} must have 1, 3 or 4 channels, got {a.shape[2]}")
+    if a.dtype not in (np.uint8, np.float32, np.float64):
+        raise InputError(f"{name} must be uint8, float32 or float64, got {a.dtype}")
+    if a.size == 0:
+        raise InputError(f"{name} is empty ({a.shape[1]}×{a.shape[0]} pixels)")
+    if a.dtype != np.uint8:
+        if not np.isfinite(a).all():
+            raise InputError(f"{name} contains NaN or infinite values")
+        a = a.astype(np.float32, copy=False)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    return a
+
+
+def _prepare(
+    image: npt.NDArray[Any], template: npt.NDArray[Any], use_grayscale: bool
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[np.uint8] | None]:
+    """Return (image, template, mask) in one colour space, ready for cv2.matchTemplate."""
+    mask: npt.NDArray[np.uint8] | None = None
+    if template.ndim == 3 and template.shape[2] == 4:
+        alpha = template[:, :, 3]
+        cut = _ALPHA_OPAQUE_U8 if template.dtype == np.uint8 else 0.5
+        opaque = alpha >= cut
+        if not opaque.any():
+            raise InputError(
+                "the template is fully transparent (no pixel has alpha >= 50%): "
+                "there is nothing to match"
+            )
+        if not opaque.all():
+            mask = opaque.astype(np.uint8) * np.uint8(255)
+        template = template[:, :, :3]
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+
+    if use_grayscale:
+        image = _to_gray(image)
+        template = _to_gray(template)
+    elif image.ndim != template.ndim:
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        else:
+            template = cv2.cvtColor(template, cv2.COLOR_GRAY2BGR)
+    return np.ascontiguousarray(image), np.ascontiguousarray(template), mask
+
+
+def _to_gray(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    if a.ndim == 2:
+        return a
+    return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2GRAY)
+
+
+def _scores(raw: FloatMap, method: str) -> tuple[FloatMap, float]:
+    """Turn a raw response into scores in [0, 1], in place; return (scores, best)."""
+    finite = np.isfinite(raw)
+    if not finite.all():
+        if method in _NORMED:
+            # the raw value that maps to score 0
+            worst = 1.0 if method in _LOWER_IS_BETTER else 0.0
+        elif finite.any():
+            lo, hi, _, _ = cv2.minMaxLoc(raw, mask=finite.view(np.uint8))
+            worst = hi if method in _LOWER_IS_BETTER else lo
+        else:
+            worst = 0.0
+        raw[~finite] = worst
+
+    if method in _NORMED:
+        if method in _LOWER_IS_BETTER:
+            np.subtract(1.0, raw, out=raw)
+        np.clip(raw, 0.0, 1.0, out=raw)
+    else:
+        lo, hi, _, _ = cv2.minMaxLoc(raw)
+        span = hi - lo
+        if span <= 8 * float(np.finfo(np.float32).eps) * max(abs(hi), abs(lo)):
+            raw.fill(0.0)
+        else:
+            if method in _LOWER_IS_BETTER:
+                np.subtract(hi, raw, out=raw)
+            else:
+                np.subtract(raw, lo, out=raw)
+            np.divide(raw, span, out=raw)
+            np.clip(raw, 0.0, 1.0, out=raw)
+    best = float(cv2.minMaxLoc(raw)[1])
+    return raw, best
+
+
+def _candidates(
+    score: FloatMap, threshold: float, w: int, h: int, nms_iou: float
+) -> tuple[IntArray, IntArray, FloatMap]:
+    """Return (ys, xs, scores) of the pixels worth giving to NMS."""
+    thr = float(np.float32(threshold))
+    empty = np.empty(0, dtype=np.intp)
+    if cv2.minMaxLoc(score)[1] < thr:
+        return empty, empty, np.empty(0, dtype=np.float32)
+    passing = cv2.compare(score, thr, cv2.CMP_GE)
+    count = cv2.countNonZero(passing)
+
+    rx, ry = _dominance_radius(w, h, nms_iou)
+    if count > _DIRECT_NMS_LIMIT and (rx or ry):
+        # A pixel below the maximum of its (2rx+1)x(2ry+1) window has a better
+        # neighbour that overlaps it by more than nms_iou: NMS would drop it.
+        kernel = np.ones((2 * ry + 1, 2 * rx + 1), dtype=np.uint8)
+        peaks = cv2.compare(score, cv2.dilate(score, kernel), cv2.CMP_GE)
+        cv2.bitwise_and(passing, peaks, dst=passing)
+        count = cv2.countNonZero(passing)
+        if count > _DIRECT_NMS_LIMIT:
+            ys, xs = _cell_winners(score, passing, rx + 1, ry + 1)
+            return ys, xs, score[ys, xs]
+
+    points = cv2.findNonZero(passing)
+    if points is None:
+        return empty, empty, np.empty(0, dtype=np.float32)
+    points = points.reshape(-1, 2)  # OpenCV 5 returns (N, 2), OpenCV 4 (N, 1, 2)
+    xs = points[:, 0].astype(np.intp)
+    ys = points[:, 1].astype(np.intp)
+    return ys, xs, score[ys, xs]
+
+
+def _cell_winners(
+    score: FloatMap, passing: npt.NDArray[np.uint8], cx: int, cy: int
+) -> tuple[IntArray, IntArray]:
+    """Best passing pixel of each cx-by-cy cell (first in raster order on ties)."""
+    rh, rw = score.shape
+    ny, nx = -(-rh // cy), -(-rw // cx)
+    grid = np.full((ny * cy, nx * cx), -1.0, dtype=np.float32)
+    np.copyto(grid[:rh, :rw], score, where=passing != 0)
+    rows = grid.reshape(ny * cy, nx, cx)
+    col_in_cell = rows.argmax(axis=2)  # (ny*cy, nx)
+    row_best = np.take_along_axis(rows, col_in_cell[:, :, None], axis=2)[:, :, 0]
+    cells = row_best.reshape(ny, cy, nx)
+    row_in_cell = cells.argmax(axis=1)  # (ny, nx)
+    cell_best = np.take_along_axis(cells, row_in_cell[:, None, :], axis=1)[:, 0, :]
+    iy, ix = np.nonzero(cell_best >= 0.0)
+    ys = iy * cy + row_in_cell[iy, ix]
+    xs = ix * cx + col_in_cell[ys, ix]
+    return ys.astype(np.intp), xs.astype(np.intp)
+
+
+def _pair_iou(dx: int, dy: int, w: int, h: int) -> float:
+    """IoU of two w-by-h boxes offset by (dx, dy)."""
+    inter = max(w - abs(dx), 0) * max(h - abs(dy), 0)
+    return inter / (2 * w * h - inter)
+
+
+@lru_cache(maxsize=64)
+def _dominance_radius(w: int, h: int, nms_iou: float) -> tuple[int, int]:
+    """Largest (rx, ry), about proportional to (w, h), with IoU at offset (rx, ry) > nms_iou."""
+    # equal relative shift f on both axes: (1-f)^2 / (2 - (1-f)^2) > iou
+    f = 1.0 - math.sqrt(2.0 * nms_iou / (1.0 + nms_iou))
+    rx, ry = min(int(f * w), w - 1), min(int(f * h), h - 1)
+    while (rx or ry) and not _pair_iou(rx, ry, w, h) > nms_iou:
+        if rx * h >= ry * w:
+            rx -= 1
+        else:
+            ry -= 1
+    return rx, ry
+
+
+@lru_cache(maxsize=64)
+def _suppression_stencil(w: int, h: int, nms_iou: float) -> npt.NDArray[np.bool_]:
+    """Offsets (centred) at which a box of the same size overlaps with IoU > nms_iou."""
+    dx = np.arange(-(w - 1), w)
+    dy = np.arange(-(h - 1), h)
+    inter = (h - np.abs(dy))[:, None] * (w - np.abs(dx))[None, :]
+    stencil = inter > nms_iou * (2 * w * h - inter)
+    rows = np.flatnonzero(stencil.any(axis=1))
+    cols = np.flatnonzero(stencil.any(axis=0))
+    stencil = stencil[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+    stencil.flags.writeable = False
+    return stencil
+
+
+def _greedy_nms(
+    ys: IntArray,
+    xs: IntArray,
+    scores: FloatMap,
+    shape: tuple[int, ...],
+    w: int,
+    h: int,
+    nms_iou: float,
+) -> IntArray:
+    """Indices of the kept candidates, best first (ties: raster order)."""
+    if ys.size > _MAX_NMS_CANDIDATES:
+        best = np.argpartition(-scores, _MAX_NMS_CANDIDATES - 1)[:_MAX_NMS_CANDIDATES]
+        order = best[np.lexsort((xs[best], ys[best], -scores[best]))]
+    else:
+        order = np.lexsort((xs, ys, -scores))
+    stencil = _suppression_stencil(w, h, nms_iou)
+    sh, sw = stencil.shape
+    if sh == 1 and sw == 1:
+        return order  # no two distinct boxes overlap enough to suppress each other
+    oy, ox = sh // 2, sw // 2
+    sys_, sxs = ys[order], xs[order]
+    suppressed = np.zeros((shape[0] + sh - 1, shape[1] + sw - 1), dtype=bool)
+    kept: list[int] = []
+    for start in range(0, order.size, _NMS_CHUNK):
+        cys = sys_[start : start + _NMS_CHUNK]
+        cxs = sxs[start : start + _NMS_CHUNK]
+        alive = np.flatnonzero(~suppressed[cys + oy, cxs + ox])
+        for i in alive.tolist():
+            y, x = int(cys[i]), int(cxs[i])
+            if suppressed[y + oy, x + ox]:
+                continue
+            kept.append(start + i)
+            window = suppressed[y : y + sh, x : x + sw]
+            np.logical_or(window, stencil, out=window)
+    return order[np.asarray(kept, dtype=np.intp)]
