@@ -11,6 +11,17 @@ from aerovision import __version__
 from aerovision.config import Settings
 
 
+def _environment_help() -> str:
+    """Every AEROVISION_* variable with its default, for --help."""
+    lines = ["\b", "Environment variables (every setting; options above win over them):"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=False)
+        shown = "computed" if field.default_factory is not None else repr(default)
+        lines.append(f"  AEROVISION_{name.upper()} (default {shown})")
+        lines.append(f"      {field.description}")
+    return "\n".join(lines)
+
+
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the command-line options given over them."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -26,7 +37,7 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(epilog=_environment_help())
 @click.option("--host", help="Address to listen on.  [env AEROVISION_HOST; default 0.0.0.0]")
 @click.option("--port", type=int, help="Port to listen on.  [env AEROVISION_PORT; default 8888]")
 @click.option(

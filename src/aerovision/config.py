@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     )
 
     max_upload_mb: float = Field(
-        50.0, gt=0, description="Largest accepted uploaded file, in MB (MiB); larger → 413."
+        50.0, gt=0, description="Largest accepted uploaded file, in MB (2**20 bytes); larger → 413."
     )
     max_image_pixels: int = Field(
         100_000_000,

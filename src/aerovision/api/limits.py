@@ -6,11 +6,16 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+MB = 1024 * 1024
+"""Sizes in messages and settings are in MB of 2**20 bytes."""
+
+
 def too_large(what: str, size: int | None, limit: int, setting: str) -> HTTPException:
-    shown = f"{size / 1e6:.1f} MB" if size is not None else "larger"
+    """413 saying which limit was passed and its value."""
+    shown = f"{size / MB:.1f} MB" if size is not None else "larger"
     return HTTPException(
         status_code=413,
-        detail=f"{what} is {shown}; the limit is {limit / 1e6:.1f} MB ({setting})",
+        detail=f"{what} is {shown}; the limit is {limit / MB:g} MB ({setting})",
     )
 
 

@@ -44,10 +44,15 @@ _DIRECT_NMS_LIMIT: Final = 2048
 
 _MAX_NMS_CANDIDATES: Final = 100_000
 """Hard cap on the candidates given to NMS (only reachable with templates of a few
-pixels); past it only the best-scoring ones are kept, so NMS time stays bounded."""
+pixels at a low threshold); past it only the best-scoring ones are kept, so NMS
+time stays bounded and ``filtered_matches`` is then a lower bound."""
 
 _NMS_CHUNK: Final = 256
 """Candidates tested against the suppression raster in one vector operation."""
+
+_FLAT_RESPONSE: Final = 1e-5
+"""Relative spread under which an unnormalised response is rounding noise (OpenCV's
+FFT correlation leaves ~1e-6 of the largest possible value on a truly flat map)."""
 
 _ALPHA_OPAQUE_U8: Final = 128
 """Template pixels with alpha >= this (>= 0.5 for float templates) take part in matching."""
@@ -213,18 +218,20 @@ def match_template(
         raw = cv2.matchTemplate(img, tpl, code)
     else:
         raw = cv2.matchTemplate(img, tpl, code, mask=mask)
-    score, best = _scores(raw, method)
+    scale = 0.0
+    if method not in _NORMED:  # largest possible |response|, to tell a flat map from noise
+        peak = max(float(np.abs(img).max()), float(np.abs(tpl).max()))
+        scale = float(tpl.size) * peak * peak
+    score, best = _scores(raw, method, scale)
 
     ys, xs, vals = _candidates(score, threshold, tw, th, nms_iou)
-    kept = _greedy_nms(ys, xs, vals, score.shape, tw, th, nms_iou)
-    matches = tuple(
-        Match(int(xs[i]), int(ys[i]), tw, th, float(vals[i])) for i in kept[:max_results].tolist()
-    )
+    top, survivors = _greedy_nms(ys, xs, vals, score.shape, tw, th, nms_iou, int(max_results))
+    matches = tuple(Match(int(xs[i]), int(ys[i]), tw, th, float(vals[i])) for i in top.tolist())
     score.flags.writeable = False
     return TemplateResult(
         method=method,
         matches=matches,
-        filtered_matches=int(kept.size),
+        filtered_matches=survivors,
         best_score=best,
         score_mode="absolute" if method in _NORMED else "relative",
         score_map=score,
@@ -301,8 +308,12 @@ def _to_gray(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2GRAY)
 
 
-def _scores(raw: FloatMap, method: str) -> tuple[FloatMap, float]:
-    """Turn a raw response into scores in [0, 1], in place; return (scores, best)."""
+def _scores(raw: FloatMap, method: str, scale: float = 0.0) -> tuple[FloatMap, float]:
+    """Turn a raw response into scores in [0, 1], in place; return (scores, best).
+
+    `scale` bounds |response| for the unnormalised methods; a map whose spread is
+    below ``_FLAT_RESPONSE * scale`` is FFT rounding noise and scores 0 everywhere.
+    """
     finite = np.isfinite(raw)
     if not finite.all():
         if method in _NORMED:
@@ -322,7 +333,8 @@ def _scores(raw: FloatMap, method: str) -> tuple[FloatMap, float]:
     else:
         lo, hi, _, _ = cv2.minMaxLoc(raw)
         span = hi - lo
-        if span <= 8 * float(np.finfo(np.float32).eps) * max(abs(hi), abs(lo)):
+        noise = max(_FLAT_RESPONSE * scale, 8 * float(np.finfo(np.float32).eps) * max(abs(hi), abs(lo)))
+        if span <= noise:
             raw.fill(0.0)
         else:
             if method in _LOWER_IS_BETTER:
@@ -339,26 +351,25 @@ def _candidates(
     score: FloatMap, threshold: float, w: int, h: int, nms_iou: float
 ) -> tuple[IntArray, IntArray, FloatMap]:
     """Return (ys, xs, scores) of the pixels worth giving to NMS."""
-    thr = float(np.float32(threshold))
+    thr = np.float32(threshold)
     empty = np.empty(0, dtype=np.intp)
     if cv2.minMaxLoc(score)[1] < thr:
         return empty, empty, np.empty(0, dtype=np.float32)
-    passing = cv2.compare(score, thr, cv2.CMP_GE)
-    count = cv2.countNonZero(passing)
+    passing = np.greater_equal(score, thr)
+    count = np.count_nonzero(passing)
 
     rx, ry = _dominance_radius(w, h, nms_iou)
     if count > _DIRECT_NMS_LIMIT and (rx or ry):
         # A pixel below the maximum of its (2rx+1)x(2ry+1) window has a better
         # neighbour that overlaps it by more than nms_iou: NMS would drop it.
         kernel = np.ones((2 * ry + 1, 2 * rx + 1), dtype=np.uint8)
-        peaks = cv2.compare(score, cv2.dilate(score, kernel), cv2.CMP_GE)
-        cv2.bitwise_and(passing, peaks, dst=passing)
-        count = cv2.countNonZero(passing)
+        passing &= np.greater_equal(score, cv2.dilate(score, kernel))
+        count = np.count_nonzero(passing)
         if count > _DIRECT_NMS_LIMIT:
             ys, xs = _cell_winners(score, passing, rx + 1, ry + 1)
             return ys, xs, score[ys, xs]
 
-    points = cv2.findNonZero(passing)
+    points = cv2.findNonZero(passing.view(np.uint8))
     if points is None:
         return empty, empty, np.empty(0, dtype=np.float32)
     points = points.reshape(-1, 2)  # OpenCV 5 returns (N, 2), OpenCV 4 (N, 1, 2)
@@ -368,13 +379,13 @@ def _candidates(
 
 
 def _cell_winners(
-    score: FloatMap, passing: npt.NDArray[np.uint8], cx: int, cy: int
+    score: FloatMap, passing: npt.NDArray[np.bool_], cx: int, cy: int
 ) -> tuple[IntArray, IntArray]:
     """Best passing pixel of each cx-by-cy cell (first in raster order on ties)."""
     rh, rw = score.shape
     ny, nx = -(-rh // cy), -(-rw // cx)
     grid = np.full((ny * cy, nx * cx), -1.0, dtype=np.float32)
-    np.copyto(grid[:rh, :rw], score, where=passing != 0)
+    np.copyto(grid[:rh, :rw], score, where=passing)
     rows = grid.reshape(ny * cy, nx, cx)
     col_in_cell = rows.argmax(axis=2)  # (ny*cy, nx)
     row_best = np.take_along_axis(rows, col_in_cell[:, :, None], axis=2)[:, :, 0]
@@ -429,17 +440,24 @@ def _greedy_nms(
     w: int,
     h: int,
     nms_iou: float,
-) -> IntArray:
-    """Indices of the kept candidates, best first (ties: raster order)."""
-    if ys.size > _MAX_NMS_CANDIDATES:
-        best = np.argpartition(-scores, _MAX_NMS_CANDIDATES - 1)[:_MAX_NMS_CANDIDATES]
-        order = best[np.lexsort((xs[best], ys[best], -scores[best]))]
-    else:
-        order = np.lexsort((xs, ys, -scores))
+    max_results: int,
+) -> tuple[IntArray, int]:
+    """Return (indices of the best `max_results` kept candidates, best first, number kept).
+
+    Ties in score are broken by raster order (top row first, then left first).
+    """
     stencil = _suppression_stencil(w, h, nms_iou)
     sh, sw = stencil.shape
     if sh == 1 and sw == 1:
-        return order  # no two distinct boxes overlap enough to suppress each other
+        # no two distinct boxes overlap enough to suppress each other: all are kept
+        top = ys.size if ys.size <= max_results else max_results
+        pick = np.argpartition(-scores, top - 1)[:top] if top < ys.size else np.arange(ys.size)
+        return pick[np.lexsort((xs[pick], ys[pick], -scores[pick]))], int(ys.size)
+    if ys.size > _MAX_NMS_CANDIDATES:
+        pick = np.argpartition(-scores, _MAX_NMS_CANDIDATES - 1)[:_MAX_NMS_CANDIDATES]
+        order = pick[np.lexsort((xs[pick], ys[pick], -scores[pick]))]
+    else:
+        order = np.lexsort((xs, ys, -scores))
     oy, ox = sh // 2, sw // 2
     sys_, sxs = ys[order], xs[order]
     suppressed = np.zeros((shape[0] + sh - 1, shape[1] + sw - 1), dtype=bool)
@@ -455,4 +473,4 @@ def _greedy_nms(
             kept.append(start + i)
             window = suppressed[y : y + sh, x : x + sw]
             np.logical_or(window, stencil, out=window)
-    return order[np.asarray(kept, dtype=np.intp)]
+    return order[np.asarray(kept[:max_results], dtype=np.intp)], len(kept)

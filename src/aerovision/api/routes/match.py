@@ -19,11 +19,18 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, object]] = {
 TemplateForm = form_model("template")
 
 
+def multipart(model: type) -> dict[str, object]:
+    """OpenAPI request body: FastAPI labels a form model with files as urlencoded."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
 @router.post(
     "/template",
     status_code=201,
     summary="Template matching",
     responses=SUBMIT_RESPONSES,
+    openapi_extra=multipart(TemplateForm),
 )
 def match_template(
     form: Annotated[TemplateForm, Form()],  # type: ignore[valid-type]

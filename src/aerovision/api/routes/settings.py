@@ -1,7 +1,5 @@
 """GET/PUT /api/v1/settings/{tool}: the defaults each tool's requests start from."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 

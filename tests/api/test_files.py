@@ -1,0 +1,66 @@
+"""GET /uploads/…, /thumbnails/…, /results/…: content types and no way out of the store."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import requests
+
+from tests.images import encode, photo
+from tests.server import ServeProcess
+
+
+def _raw_get(server: ServeProcess, target: str) -> int:
+    """Send the request line exactly as given (no client-side path normalisation)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/uploads/../aerovision.db",
+        "/uploads/%2e%2e/aerovision.db",
+        "/uploads/..%2faerovision.db",
+        "/results/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/thumbnails//etc/passwd",
+        "/uploads/%00",
+        "/results/..\\..\\aerovision.db",
+        "/uploads/",
+    ],
+)
+def test_no_path_outside_the_store(server: ServeProcess, target: str) -> None:
+    assert _raw_get(server, target) == 404
+
+
+def test_jpeg_inputs_keep_their_type(server: ServeProcess) -> None:
+    image = encode(photo("coffee"), ".jpg")
+    template = encode(photo("coffee")[100:160, 200:260], ".jpg")
+    response = requests.post(
+        server.url("/api/v1/match/template"),
+        files={"image": ("photo.jpg", image), "template": ("part.jpeg", template)},
+        timeout=10,
+    )
+    task = server.wait_task(response.json()["uid"])
+    assert task["status"] == "done"
+    for path in task["input_files"] + task["thumbnails"]:
+        got = requests.get(server.url(f"/{path}"), timeout=10)
+        assert got.status_code == 200
+        assert got.headers["content-type"] == "image/jpeg"
+    thumb = requests.get(server.url(f"/{task['thumbnails'][0]}"), timeout=10).content
+    import cv2
+
+    decoded = cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR)
+    assert max(decoded.shape[:2]) == 256
+
+
+def test_missing_file_is_404(server: ServeProcess) -> None:
+    response = requests.get(server.url("/results/no-such-task/matches.png"), timeout=10)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "File not found"}

@@ -1,0 +1,153 @@
+"""`aerovision serve` as a whole: restarts, crashes, hostile sizes. Nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import zlib
+import struct
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from tests.images import encode, scene_with_patch
+from tests.server import ServeProcess, children_of
+
+
+def _submit(server: ServeProcess, image: bytes, template: bytes, **fields: str) -> str:
+    response = requests.post(
+        server.url("/api/v1/match/template"),
+        files={"image": ("scene.png", image), "template": ("part.png", template)},
+        data=fields,
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["uid"])
+
+
+def _slow_inputs() -> tuple[bytes, bytes]:
+    """A task that takes a few seconds: masked colour matching on a large image."""
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 255, (2400, 2400, 3), dtype=np.uint8)
+    template = np.dstack([image[100:400, 100:400], np.full((300, 300), 255, np.uint8)])
+    template[:50, :50, 3] = 0  # a transparent corner makes it a masked match
+    return encode(image), encode(template)
+
+
+def test_tasks_queued_at_stop_finish_after_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    scene, icon, _ = scene_with_patch(2, seed=1)
+    first = ServeProcess(data_dir, workers=0).start()
+    uids = [_submit(first, encode(scene), encode(icon)) for _ in range(6)]
+    put = requests.put(first.url("/api/v1/settings/template"), json={"max_results": 7}, timeout=10)
+    assert put.status_code == 200
+    assert first.stop(signal.SIGINT) == 0
+
+    second = ServeProcess(data_dir, workers=2).start()
+    try:
+        for uid in uids:
+            task = second.wait_task(uid)
+            assert task["status"] == "done", task
+            assert task["result_data"]["filtered_matches"] == 2
+        settings = requests.get(second.url("/api/v1/settings/template"), timeout=10).json()
+        assert settings["params"]["max_results"] == 7
+    finally:
+        assert second.stop(signal.SIGTERM) == 0
+
+
+def test_stop_during_a_task_gives_it_back_and_it_finishes_later(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {"AEROVISION_SHUTDOWN_GRACE_S": "0"}
+    first = ServeProcess(data_dir, workers=1, env=env).start()
+    uid = _submit(first, *_slow_inputs())
+    deadline = time.monotonic() + 30
+    while requests.get(first.url(f"/api/v1/tasks/{uid}"), timeout=5).json()["status"] != "processing":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.stop(signal.SIGTERM)
+    assert requests.get is not None
+    second = ServeProcess(data_dir, workers=1).start()
+    try:
+        task = second.wait_task(uid, timeout=120)
+        assert task["status"] == "done", task
+    finally:
+        second.stop()
+
+
+def _grandchildren(server: ServeProcess) -> list[int]:
+    return [pid for worker in server.worker_pids() for pid in children_of(worker)]
+
+
+def test_task_process_killed_mid_task_is_retried(tmp_path: Path) -> None:
+    server = ServeProcess(tmp_path / "data", workers=1).start()
+    try:
+        uid = _submit(server, *_slow_inputs())
+        deadline = time.monotonic() + 30
+        while not (victims := _grandchildren(server)):
+            assert time.monotonic() < deadline, "no task process appeared"
+            time.sleep(0.02)
+        os.kill(victims[0], signal.SIGKILL)
+        started = time.monotonic()
+        task = server.wait_task(uid, timeout=120)
+        assert task["status"] == "done", task
+        assert "retrying (attempt 1 of 3)" in server.log()
+        assert time.monotonic() - started < 60
+    finally:
+        server.stop()
+
+
+def test_worker_killed_mid_task_is_recovered_by_the_reaper(tmp_path: Path) -> None:
+    lease = 3.0
+    server = ServeProcess(
+        tmp_path / "data", workers=1,
+        env={"AEROVISION_LEASE_S": str(lease), "AEROVISION_REAPER_INTERVAL_S": "0.5"},
+    ).start()
+    try:
+        uid = _submit(server, *_slow_inputs())
+        deadline = time.monotonic() + 30
+        while not _grandchildren(server):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        for victim in _grandchildren(server) + server.worker_pids():
+            os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        task = server.wait_task(uid, timeout=120)
+        assert task["status"] == "done", task
+        assert "lease expired; back in the queue" in server.log()
+        assert "starting it again" in server.log()
+        assert time.monotonic() - killed_at < 60
+    finally:
+        server.stop()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny but valid PNG of width×height black pixels (a decompression bomb)."""
+    raw_row = b"\x00" + b"\x00" * width
+    compressor = zlib.compressobj(9)
+    body = b"".join(compressor.compress(raw_row) for _ in range(height)) + compressor.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+def test_huge_png_is_a_task_error_and_the_worker_keeps_serving(tmp_path: Path) -> None:
+    bomb = _png_header_only(20000, 20000)
+    assert len(bomb) < 1_000_000  # a few hundred KB
+    server = ServeProcess(tmp_path / "data", workers=1).start()
+    try:
+        worker_before = server.worker_pids()
+        small = encode(np.zeros((10, 10), np.uint8))
+        task = server.wait_task(_submit(server, bomb, small))
+        assert task["status"] == "error"
+        assert "20000×20000" in task["error"] and "AEROVISION_MAX_IMAGE_PIXELS" in task["error"]
+        scene, icon, _ = scene_with_patch(1)
+        after = server.wait_task(_submit(server, encode(scene), encode(icon)))
+        assert after["status"] == "done"
+        assert server.worker_pids() == worker_before
+    finally:
+        server.stop()
