@@ -19,7 +19,7 @@ PASTE_POSITIONS: tuple[Position, ...] = ((40, 30), (300, 60), (500, 200), (120, 
 
 
 def _bgr(rgb: Image) -> Image:
-    return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return np.ascontiguousarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), dtype=np.uint8)
 
 
 def paste_scene(
@@ -31,7 +31,7 @@ def paste_scene(
     for x, y in positions:
         out[y : y + ph, x : x + pw] = patch
     out += np.random.default_rng(seed).normal(0.0, sigma, out.shape).astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(out + 0.5, 0, 255), dtype=np.uint8)
 
 
 def box_iou(a: Sequence[int], b: Sequence[int]) -> float:
@@ -58,13 +58,13 @@ def max_pairwise_iou(boxes: npt.NDArray[np.int64]) -> float:
 @pytest.fixture(scope="session")
 def coffee() -> Image:
     """400x600 BGR photograph: the scene."""
-    return _bgr(skimage.data.coffee())
+    return _bgr(skimage.data.coffee())  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="session")
 def astronaut() -> Image:
     """512x512 BGR photograph: the source of the patches."""
-    return _bgr(skimage.data.astronaut())
+    return _bgr(skimage.data.astronaut())  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="session")

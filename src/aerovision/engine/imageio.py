@@ -28,11 +28,14 @@ _SIGNATURES: Final = (
     *((sig, "tiff") for sig in _TIFF_SIGNATURES),
 )
 # SOF0-3, 5-7, 9-11, 13-15; C4 (DHT), C8 (JPG) and CC (DAC) are not frame headers
-_JPEG_SOF: Final = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7,
-                              0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})  # fmt: skip
+_JPEG_SOF: Final = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
 _PNG_DEPTHS: Final = {0: {1, 2, 4, 8, 16}, 2: {8, 16}, 3: {1, 2, 4, 8}, 4: {8, 16}, 6: {8, 16}}
 _BMP_INFO_SIZES: Final = frozenset({16, 40, 52, 56, 64, 108, 124})
 _TIFF_TYPE_FORMAT: Final = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
+
+Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class ImageInfo:
     height: int
 
 
-def sniff_image(data: bytes) -> ImageInfo:
+def sniff_image(data: Buffer) -> ImageInfo:
     """Read the format and size from an image file's header, without decoding it.
 
     Parameters
@@ -114,16 +117,21 @@ def sniff_image(data: bytes) -> ImageInfo:
     return ImageInfo(fmt, width, height)
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> npt.NDArray[np.uint8]:
+def decode_image(
+    data: Buffer, *, max_pixels: int, limit_name: str = "max_pixels"
+) -> npt.NDArray[np.uint8]:
     """Decode an image file to a uint8 array, refusing oversized ones before decoding.
 
     Parameters
     ----------
     data : bytes
-        A PNG, JPEG, BMP or TIFF file.
+        A PNG, JPEG, BMP or TIFF file (bytes, bytearray or memoryview).
     max_pixels : int
         Largest width × height accepted; checked against the header, so an
         oversized file costs nothing.
+    limit_name : str
+        How the error message names that limit, e.g. the setting a user can
+        change (``"AEROVISION_MAX_IMAGE_PIXELS"``).
 
     Returns
     -------
@@ -160,7 +168,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> npt.NDArray[np.uint8]:
     if pixels > max_pixels:
         raise InputError(
             f"image is {info.width}×{info.height} ({pixels:,} pixels), "
-            f"over the limit of {max_pixels:,} pixels"
+            f"over the limit of {max_pixels:,} pixels ({limit_name})"
         )
     name = info.format.upper()
     corrupt = f"could not decode the {name} image: the file is corrupt or truncated"
@@ -347,14 +355,14 @@ def _to_uint8(image: npt.NDArray[Any], name: str) -> npt.NDArray[np.uint8]:
     if image.dtype in (np.float32, np.float64):
         finite = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         scale = 255.0 if finite.size and float(finite.max()) <= 1.0 else 1.0
-        return np.clip(finite * scale + 0.5, 0, 255).astype(np.uint8)
+        return np.asarray(np.clip(finite * scale + 0.5, 0, 255), dtype=np.uint8)
     raise InputError(
         f"{name} images with {image.dtype} samples are not supported: save it with 8- or "
         "16-bit unsigned samples"
     )
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
+def _png_size(data: Buffer) -> tuple[int, int]:
     if len(data) < 33:
         raise InputError("corrupt PNG header: the file ends inside the IHDR chunk")
     length, chunk = struct.unpack_from(">I4s", data, 8)
@@ -371,7 +379,7 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
-def _jpeg_frame(data: bytes) -> tuple[int, int, int, int]:
+def _jpeg_frame(data: Buffer) -> tuple[int, int, int, int]:
     """(width, height, components, offset of the SOF marker), EXIF orientation applied."""
     n = len(data)
     i = 2
@@ -424,7 +432,7 @@ def _exif_orientation(payload: bytes) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def _bmp_size(data: bytes) -> tuple[int, int]:
+def _bmp_size(data: Buffer) -> tuple[int, int]:
     if len(data) < 18:
         raise InputError("corrupt BMP header: the file ends inside the header")
     (header_size,) = struct.unpack_from("<I", data, 14)
@@ -443,7 +451,7 @@ def _bmp_size(data: bytes) -> tuple[int, int]:
     return width, abs(height)  # a negative height means the rows are stored top-down
 
 
-def _tiff_size(data: bytes) -> tuple[int, int]:
+def _tiff_size(data: Buffer) -> tuple[int, int]:
     endian = "<" if data[:2] == b"II" else ">"
     (magic,) = struct.unpack_from(endian + "H", data, 2)
     big = magic == 43
@@ -460,7 +468,7 @@ def _tiff_size(data: bytes) -> tuple[int, int]:
 
 
 def _ifd_tags(
-    data: bytes, endian: str, big: bool, offset: int, wanted: tuple[int, ...]
+    data: Buffer, endian: str, big: bool, offset: int, wanted: tuple[int, ...]
 ) -> dict[int, int]:
     """First value of each `wanted` integer tag of the IFD at `offset`."""
     count_format, entry_format, entry_size = ("Q", "HHQ", 20) if big else ("H", "HHI", 12)

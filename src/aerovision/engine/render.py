@@ -14,11 +14,18 @@ from aerovision.engine.imageio import flatten_alpha
 
 
 class _Box(Protocol):
-    x: int
-    y: int
-    w: int
-    h: int
-    score: float
+    """Anything with a box and a score, like :class:`~aerovision.engine.template.Match`."""
+
+    @property
+    def x(self) -> int: ...
+    @property
+    def y(self) -> int: ...
+    @property
+    def w(self) -> int: ...
+    @property
+    def h(self) -> int: ...
+    @property
+    def score(self) -> float: ...
 
 
 def draw_matches(
@@ -56,12 +63,14 @@ def draw_matches(
         raise InputError(f"image must be (H, W) or (H, W, C) with C in 1, 3, 4; got {image.shape}")
     if image.size == 0:
         raise InputError("image is empty")
-    if len(color) != 3 or not all(isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in color):
+    if len(color) != 3 or not all(
+        isinstance(c, (int, np.integer)) and 0 <= c <= 255 for c in color
+    ):
         raise InputError(f"color must be three integers in 0-255 (B, G, R), got {color!r}")
     if image.ndim == 3 and image.shape[2] == 4:
         canvas = flatten_alpha(image)
     elif image.ndim == 2 or image.shape[2] == 1:
-        canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        canvas = np.asarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     else:
         canvas = image.copy()
     canvas = np.ascontiguousarray(canvas)
@@ -91,9 +100,12 @@ def draw_matches(
             canvas, (left, top), (left + tw + 2 * pad, top + th + base + 2 * pad), bgr, cv2.FILLED
         )
         origin = (left + pad, top + pad + th)
-        cv2.putText(canvas, label, origin, font, font_scale, outline, text_thickness + 2, cv2.LINE_AA)
-        cv2.putText(canvas, label, origin, font, font_scale, (255, 255, 255), text_thickness,
-                    cv2.LINE_AA)  # fmt: skip
+        cv2.putText(
+            canvas, label, origin, font, font_scale, outline, text_thickness + 2, cv2.LINE_AA
+        )
+        cv2.putText(
+            canvas, label, origin, font, font_scale, (255, 255, 255), text_thickness, cv2.LINE_AA
+        )
     return canvas
 
 

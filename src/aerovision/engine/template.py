@@ -8,14 +8,16 @@ The pipeline of :func:`match_template`:
 3. turn the raw response into a score map: float32, finite, in [0, 1], higher is
    better ("absolute" for the ``*_NORMED`` methods, "relative" min-max for the
    others);
-4. candidates = score >= threshold, thinned to local maxima when they are many;
+4. candidates = pixels with score >= threshold that are the maximum of their
+   neighbourhood (a window of offsets NMS would suppress anyway);
 5. greedy Non-Maximum Suppression, so no two reported boxes overlap with an IoU
-   above ``nms_iou``.
+   above ``nms_iou``, even on plateaus of equal scores.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -39,8 +41,13 @@ _NORMED: Final = frozenset({"TM_CCOEFF_NORMED", "TM_CCORR_NORMED", "TM_SQDIFF_NO
 _LOWER_IS_BETTER: Final = frozenset({"TM_SQDIFF", "TM_SQDIFF_NORMED"})
 _ZERO_MEAN: Final = frozenset({"TM_CCOEFF", "TM_CCOEFF_NORMED"})
 
-_DIRECT_NMS_LIMIT: Final = 2048
-"""Above this many candidates, they are first thinned to local maxima."""
+_WINDOW_CHECK_LIMIT: Final = 256
+"""Up to this many pixels over the threshold, each is checked for being a local maximum
+on its own; above it, the whole score map is dilated once."""
+
+_PLATEAU_LIMIT: Final = 2048
+"""Above this many local maxima (plateaus: flat template on a flat area), keep one per
+cell of the local-maximum window before NMS."""
 
 _MAX_NMS_CANDIDATES: Final = 100_000
 """Hard cap on the candidates given to NMS (only reachable with templates of a few
@@ -102,6 +109,8 @@ class TemplateResult:
     score_map : (H - h + 1, W - w + 1) float32 array
         Read-only score of the box whose top-left corner is at each pixel; finite,
         in [0, 1], higher is better.
+
+    Results compare by identity (``eq=False``): they hold an array.
     """
 
     method: str
@@ -176,13 +185,17 @@ def match_template(
     over this response map, and a constant map gives zeros. Non-finite
     responses (masked matching over flat regions) count as the worst score.
 
-    All boxes have the template's size, so the IoU of two boxes depends only on
-    their offset; greedy NMS paints, for every kept box, the set of offsets whose
-    IoU exceeds `nms_iou` into a raster, and a candidate is kept only if its pixel
-    is still clear. Before that, when more than a couple of thousand pixels pass
-    the threshold, they are thinned to local maxima (a grey dilation whose window
-    only holds offsets that NMS would suppress anyway) and, on plateaus, to one
-    per cell of that size.
+    Candidates are the pixels scoring at least `threshold` that are also the
+    maximum of their (2 rx + 1) × (2 ry + 1) neighbourhood, where (rx, ry) ≈ 0.32
+    (w, h) for ``nms_iou=0.3`` is the largest offset at which two boxes still
+    overlap by more than `nms_iou`: a pixel with a better neighbour that close
+    would only ever report the same object again. (A few candidates are checked
+    one by one, many with one grey dilation of the map: the result is the same.)
+    All boxes have the template's size, so their IoU depends only on their
+    offset; greedy NMS (best score first, ties in raster order) paints, for each
+    kept box, the offsets whose IoU exceeds `nms_iou` into a raster, and keeps a
+    candidate only if its pixel is still clear. On plateaus (a flat template on a
+    flat area) the candidates are first cut to one per window-sized cell.
 
     Examples
     --------
@@ -215,16 +228,23 @@ def match_template(
 
     code = getattr(cv2, method)
     if mask is None:
-        raw = cv2.matchTemplate(img, tpl, code)
+        response = cv2.matchTemplate(img, tpl, code)
     else:
-        raw = cv2.matchTemplate(img, tpl, code, mask=mask)
+        response = cv2.matchTemplate(img, tpl, code, mask=mask)
+    raw: FloatMap = np.asarray(response, dtype=np.float32)
     scale = 0.0
     if method not in _NORMED:  # largest possible |response|, to tell a flat map from noise
-        peak = max(float(np.abs(img).max()), float(np.abs(tpl).max()))
+        if img.dtype == np.uint8:
+            peak = float(max(int(img.max()), int(tpl.max())))
+        else:
+            peak = max(float(np.abs(img).max()), float(np.abs(tpl).max()))
         scale = float(tpl.size) * peak * peak
-    score, best = _scores(raw, method, scale)
+    # OpenCV guards its divisions, so only masks (0/0 over flat areas) and float inputs
+    # (overflow) can leave NaN/Inf in the response
+    check_finite = mask is not None or img.dtype != np.uint8
+    score, best = _scores(raw, method, scale, check_finite)
 
-    ys, xs, vals = _candidates(score, threshold, tw, th, nms_iou)
+    ys, xs, vals = _candidates(score, best, threshold, tw, th, nms_iou)
     top, survivors = _greedy_nms(ys, xs, vals, score.shape, tw, th, nms_iou, int(max_results))
     matches = tuple(Match(int(xs[i]), int(ys[i]), tw, th, float(vals[i])) for i in top.tolist())
     score.flags.writeable = False
@@ -241,14 +261,18 @@ def match_template(
 def _check_options(method: str, threshold: float, max_results: int, nms_iou: float) -> None:
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
-    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+    if not _is_real(threshold) or not 0.0 <= threshold <= 1.0:
         raise InputError(f"threshold must be a number in [0, 1], got {threshold!r}")
     if isinstance(max_results, bool) or not isinstance(max_results, (int, np.integer)):
         raise InputError(f"max_results must be an integer >= 1, got {max_results!r}")
     if max_results < 1:
         raise InputError(f"max_results must be >= 1, got {max_results}")
-    if not isinstance(nms_iou, (int, float)) or not 0.0 <= nms_iou < 1.0:
+    if not _is_real(nms_iou) or not 0.0 <= nms_iou < 1.0:
         raise InputError(f"nms_iou must be a number in [0, 1), got {nms_iou!r}")
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_array(name: str, a: object) -> npt.NDArray[Any]:
@@ -287,14 +311,14 @@ def _prepare(
             )
         if not opaque.all():
             mask = opaque.astype(np.uint8) * np.uint8(255)
-        template = template[:, :, :3]
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = image[:, :, :3]
 
     if use_grayscale:
         image = _to_gray(image)
         template = _to_gray(template)
-    elif image.ndim != template.ndim:
+        return image, template, mask
+
+    image, template = _drop_alpha(image), _drop_alpha(template)
+    if image.ndim != template.ndim:  # one is grey: replicate it to BGR
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         else:
@@ -302,23 +326,32 @@ def _prepare(
     return np.ascontiguousarray(image), np.ascontiguousarray(template), mask
 
 
+def _drop_alpha(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    return np.ascontiguousarray(a[:, :, :3]) if a.ndim == 3 and a.shape[2] == 4 else a
+
+
 def _to_gray(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Grey from grey, BGR or BGRA (alpha ignored)."""
     if a.ndim == 2:
-        return a
-    return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_BGR2GRAY)
+        return np.ascontiguousarray(a)
+    code = cv2.COLOR_BGR2GRAY if a.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+    return np.asarray(cv2.cvtColor(np.ascontiguousarray(a), code))
 
 
-def _scores(raw: FloatMap, method: str, scale: float = 0.0) -> tuple[FloatMap, float]:
+def _scores(
+    raw: FloatMap, method: str, scale: float = 0.0, check_finite: bool = True
+) -> tuple[FloatMap, float]:
     """Turn a raw response into scores in [0, 1], in place; return (scores, best).
 
     `scale` bounds |response| for the unnormalised methods; a map whose spread is
     below ``_FLAT_RESPONSE * scale`` is FFT rounding noise and scores 0 everywhere.
+    `check_finite` may be False only when NaN/Inf cannot occur (unmasked uint8).
     """
-    finite = np.isfinite(raw)
-    if not finite.all():
+    # a float32 map has no NaN/Inf iff its (float64) sum is finite: one cheap pass
+    if check_finite and not math.isfinite(cv2.sumElems(raw)[0]):
+        finite = np.isfinite(raw)
         if method in _NORMED:
-            # the raw value that maps to score 0
-            worst = 1.0 if method in _LOWER_IS_BETTER else 0.0
+            worst = 1.0 if method in _LOWER_IS_BETTER else 0.0  # the raw value scoring 0
         elif finite.any():
             lo, hi, _, _ = cv2.minMaxLoc(raw, mask=finite.view(np.uint8))
             worst = hi if method in _LOWER_IS_BETTER else lo
@@ -326,56 +359,73 @@ def _scores(raw: FloatMap, method: str, scale: float = 0.0) -> tuple[FloatMap, f
             worst = 0.0
         raw[~finite] = worst
 
+    lo, hi, lo_at, hi_at = cv2.minMaxLoc(raw)
+    best_at = lo_at if method in _LOWER_IS_BETTER else hi_at  # (x, y)
     if method in _NORMED:
         if method in _LOWER_IS_BETTER:
             np.subtract(1.0, raw, out=raw)
-        np.clip(raw, 0.0, 1.0, out=raw)
+            lo, hi = 1.0 - hi, 1.0 - lo
+        if lo < 0.0:
+            cv2.threshold(raw, 0.0, 0.0, cv2.THRESH_TOZERO, dst=raw)
+        if hi > 1.0:
+            cv2.threshold(raw, 1.0, 1.0, cv2.THRESH_TRUNC, dst=raw)
     else:
-        lo, hi, _, _ = cv2.minMaxLoc(raw)
         span = hi - lo
-        noise = max(_FLAT_RESPONSE * scale, 8 * float(np.finfo(np.float32).eps) * max(abs(hi), abs(lo)))
+        noise = max(
+            _FLAT_RESPONSE * scale, 8 * float(np.finfo(np.float32).eps) * max(abs(hi), abs(lo))
+        )
         if span <= noise:
             raw.fill(0.0)
         else:
+            # float32 (v - lo) / (hi - lo) lies exactly in [0, 1]: lo and hi are float32 values
             if method in _LOWER_IS_BETTER:
                 np.subtract(hi, raw, out=raw)
             else:
                 np.subtract(raw, lo, out=raw)
             np.divide(raw, span, out=raw)
-            np.clip(raw, 0.0, 1.0, out=raw)
-    best = float(cv2.minMaxLoc(raw)[1])
-    return raw, best
+    return raw, float(raw[best_at[1], best_at[0]])
 
 
 def _candidates(
-    score: FloatMap, threshold: float, w: int, h: int, nms_iou: float
+    score: FloatMap, best: float, threshold: float, w: int, h: int, nms_iou: float
 ) -> tuple[IntArray, IntArray, FloatMap]:
-    """Return (ys, xs, scores) of the pixels worth giving to NMS."""
+    """Return (ys, xs, scores) of the pixels that are >= threshold and local maxima.
+
+    A pixel below the maximum of its (2rx+1, 2ry+1) window has a better neighbour
+    overlapping it by more than nms_iou, so it never names an object of its own.
+    """
     thr = np.float32(threshold)
-    empty = np.empty(0, dtype=np.intp)
-    if cv2.minMaxLoc(score)[1] < thr:
-        return empty, empty, np.empty(0, dtype=np.float32)
-    passing = np.greater_equal(score, thr)
-    count = np.count_nonzero(passing)
-
+    if best < thr:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0, np.float32)
+    flat = score.reshape(-1)
+    rw = score.shape[1]
     rx, ry = _dominance_radius(w, h, nms_iou)
-    if count > _DIRECT_NMS_LIMIT and (rx or ry):
-        # A pixel below the maximum of its (2rx+1)x(2ry+1) window has a better
-        # neighbour that overlaps it by more than nms_iou: NMS would drop it.
-        kernel = np.ones((2 * ry + 1, 2 * rx + 1), dtype=np.uint8)
-        passing &= np.greater_equal(score, cv2.dilate(score, kernel))
-        count = np.count_nonzero(passing)
-        if count > _DIRECT_NMS_LIMIT:
-            ys, xs = _cell_winners(score, passing, rx + 1, ry + 1)
-            return ys, xs, score[ys, xs]
+    passing = np.greater_equal(score, thr)
 
-    points = cv2.findNonZero(passing.view(np.uint8))
-    if points is None:
-        return empty, empty, np.empty(0, dtype=np.float32)
-    points = points.reshape(-1, 2)  # OpenCV 5 returns (N, 2), OpenCV 4 (N, 1, 2)
-    xs = points[:, 0].astype(np.intp)
-    ys = points[:, 1].astype(np.intp)
-    return ys, xs, score[ys, xs]
+    if (rx or ry) and cv2.countNonZero(passing.view(np.uint8)) > _WINDOW_CHECK_LIMIT:
+        # many: one dilation of the whole map finds the local maxima
+        peaks = np.greater_equal(
+            score, cv2.dilate(score, np.ones((2 * ry + 1, 2 * rx + 1), np.uint8))
+        )
+        index = np.flatnonzero(peaks)
+        index = index[flat[index] >= thr]
+        if index.size > _PLATEAU_LIMIT:
+            ys, xs = _cell_winners(score, peaks & passing, rx + 1, ry + 1)
+            return ys, xs, score[ys, xs]
+        ys, xs = np.divmod(index, rw)
+        return ys, xs, flat[index]
+
+    index = np.flatnonzero(passing)
+    ys, xs = np.divmod(index, rw)
+    values = flat[index]
+    if rx or ry:  # few: check their windows one by one
+        peak = [
+            float(score[max(y - ry, 0) : y + ry + 1, max(x - rx, 0) : x + rx + 1].max()) <= v
+            for y, x, v in zip(ys.tolist(), xs.tolist(), values.tolist(), strict=True)
+        ]
+        keep = np.asarray(peak, dtype=bool)
+        ys, xs, values = ys[keep], xs[keep], values[keep]
+    return ys, xs, values
 
 
 def _cell_winners(
@@ -427,9 +477,9 @@ def _suppression_stencil(w: int, h: int, nms_iou: float) -> npt.NDArray[np.bool_
     stencil = inter > nms_iou * (2 * w * h - inter)
     rows = np.flatnonzero(stencil.any(axis=1))
     cols = np.flatnonzero(stencil.any(axis=0))
-    stencil = stencil[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
-    stencil.flags.writeable = False
-    return stencil
+    trimmed: npt.NDArray[np.bool_] = stencil[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+    trimmed.flags.writeable = False
+    return trimmed
 
 
 def _greedy_nms(

@@ -48,7 +48,11 @@ def _decode_inputs(job: Job, store: FileStore) -> list[np.ndarray]:
     problems: list[str] = []
     for index, key in enumerate(job.input_files):
         try:
-            image = imageio.decode_image(store.read(key), max_pixels=job.max_image_pixels)
+            image = imageio.decode_image(
+                store.read(key),
+                max_pixels=job.max_image_pixels,
+                limit_name="AEROVISION_MAX_IMAGE_PIXELS",
+            )
         except InputError as exc:
             problems.append(f"{fields[index]}: {exc}")
             continue
