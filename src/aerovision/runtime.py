@@ -45,8 +45,10 @@ def run_worker(settings: Settings) -> None:
         cv2.setNumThreads(settings.opencv_threads)
 
     from aerovision.api.services import Services
+    from aerovision.jobs.runners import warm_up
     from aerovision.jobs.worker import Worker
 
+    warm_up()
     services = Services.open(settings)
     worker = Worker(settings, services.db, services.queue, services.store)
 

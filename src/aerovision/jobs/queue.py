@@ -8,6 +8,8 @@ task has ended, or ``release``s it to give it back. The reaper asks for
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Protocol
@@ -15,11 +17,15 @@ from typing import Protocol
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from aerovision.store.db import Database
+from aerovision.store.db import Database, sqlite_path
 from aerovision.store.models import QueueItem
 
-POLL_INTERVAL_S = 0.02
-"""How often an idle worker looks at the database-backed queue."""
+POLL_INTERVAL_S = 0.01
+"""How often an idle worker asks SQLite whether anything was committed."""
+
+FULL_CHECK_EVERY_S = 0.25
+"""How often an idle worker looks for work even when nothing was committed
+(a released uid becomes available by time passing, not by a commit)."""
 
 
 class Queue(Protocol):
@@ -59,12 +65,26 @@ class Queue(Protocol):
 class SqliteQueue:
     """The embedded queue: a table in the service's SQLite database.
 
-    A claim is one ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``; idle
-    workers poll with a cheap read first, so waiting costs no write lock.
+    A claim is one ``UPDATE … RETURNING`` inside ``BEGIN IMMEDIATE``. Idle
+    workers watch ``PRAGMA data_version`` (changes when another connection
+    commits; microseconds to read) and query the table only when it moved, so
+    waiting costs neither a write lock nor much CPU.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._probe: sqlite3.Connection | None = None
+        self._probe_pid = 0
+        self._seen_version: int | None = None
+
+    def _data_version(self) -> int | None:
+        path = sqlite_path(self.db.url)
+        if path is None:
+            return None
+        if self._probe is None or self._probe_pid != os.getpid():
+            self._probe = sqlite3.connect(path, check_same_thread=False)
+            self._probe_pid = os.getpid()
+        return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
 
     def enqueue(self, uid: str) -> None:
         with self.db.write() as session:
@@ -102,11 +122,18 @@ class SqliteQueue:
 
     def claim(self, worker_id: str, lease_s: float, timeout_s: float) -> str | None:
         deadline = time.monotonic() + timeout_s
+        last_full_check = 0.0
         while True:
-            if self._available():
-                uid = self._try_claim(worker_id, lease_s)
-                if uid is not None:
-                    return uid
+            version = self._data_version()
+            now = time.monotonic()
+            if version != self._seen_version or version is None or (
+                now - last_full_check >= FULL_CHECK_EVERY_S
+            ):
+                self._seen_version, last_full_check = version, now
+                if self._available():
+                    uid = self._try_claim(worker_id, lease_s)
+                    if uid is not None:
+                        return uid
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -182,7 +209,9 @@ class SqliteQueue:
         self.db.ping()
 
     def close(self) -> None:
-        """Nothing to close: the database owns the connection."""
+        if self._probe is not None and self._probe_pid == os.getpid():
+            self._probe.close()
+        self._probe = None
 
 
 def open_queue(url: str, db: Database) -> Queue:

@@ -103,7 +103,6 @@ class Worker:
             self.queue.ack(uid)
             return
         self._current = uid
-        self._heartbeat(force=True)
         job = Job(
             uid=task.uid,
             tool=task.tool,
@@ -164,9 +163,9 @@ class Worker:
             log.exception("worker %s: lease renewal failed", self.id)
         self._heartbeat()
 
-    def _heartbeat(self, force: bool = False) -> None:
+    def _heartbeat(self) -> None:
         now = time.monotonic()
-        if not force and now - self._last_heartbeat < HEARTBEAT_EVERY_S:
+        if now - self._last_heartbeat < HEARTBEAT_EVERY_S:
             return
         try:
             worker_store.heartbeat(

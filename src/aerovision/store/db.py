@@ -19,7 +19,8 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another process's write lock."""
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for other databases and in-memory)."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and url != prefix + ":memory:":
         return Path(url[len(prefix) :])
@@ -38,7 +39,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
-            path = _sqlite_file(url)
+            path = sqlite_path(url)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
