@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import zlib
@@ -145,6 +146,9 @@ def test_huge_png_is_a_task_error_and_the_worker_keeps_serving(tmp_path: Path) -
         task = server.wait_task(_submit(server, bomb, small))
         assert task["status"] == "error"
         assert "20000×20000" in task["error"] and "AEROVISION_MAX_IMAGE_PIXELS" in task["error"]
+        [line] = [x for x in server.log().splitlines() if f"task {task['uid']} error" in x]
+        peak_mb = float(re.search(r"peak memory (\d+) MB", line).group(1))  # type: ignore[union-attr]
+        assert peak_mb < 400  # the 400-megapixel image was never allocated
         scene, icon, _ = scene_with_patch(1)
         after = server.wait_task(_submit(server, encode(scene), encode(icon)))
         assert after["status"] == "done"

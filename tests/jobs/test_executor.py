@@ -42,6 +42,7 @@ def _sleep() -> None:
 def test_value_comes_back() -> None:
     outcome = run_isolated(_add, (2, 3), LIMITS)
     assert outcome.ok and outcome.value == 5
+    assert outcome.peak_memory_mb is not None and outcome.peak_memory_mb > 1
 
 
 def test_input_error_message_is_kept() -> None:

@@ -51,6 +51,7 @@ class Outcome:
     error: str | None = None
     retryable: bool = False
     released: bool = False
+    peak_memory_mb: float | None = None  # the child's peak resident set, when it answered
 
 
 def _signal_name(number: int) -> str:
@@ -79,8 +80,9 @@ def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...],
     except Exception as exc:  # a bug: report it on the task and log the traceback
         log.error("task function failed\n%s", traceback.format_exc())
         message = ("error", f"internal error: {type(exc).__name__}: {exc}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     try:
-        conn.send(message)
+        conn.send((*message, peak_mb))
     finally:
         conn.close()
 
@@ -116,12 +118,12 @@ def run_isolated(
             limit = deadline if stop_deadline is None else min(deadline, stop_deadline)
             if receiver.poll(max(0.0, min(tick_every_s, limit - now))):
                 try:
-                    kind, payload = receiver.recv()
+                    kind, payload, peak_mb = receiver.recv()
                 except EOFError:  # the child died without a word
                     return _death(child)
                 if kind == "ok":
-                    return Outcome(ok=True, value=payload)
-                return Outcome(ok=False, error=payload)
+                    return Outcome(ok=True, value=payload, peak_memory_mb=peak_mb)
+                return Outcome(ok=False, error=payload, peak_memory_mb=peak_mb)
             if not child.is_alive() and not receiver.poll(0):
                 return _death(child)
             now = time.monotonic()

@@ -131,6 +131,11 @@ class Worker:
             self.queue.release(uid)
             log.info("task %s given back to the queue (worker stopping)", uid)
             return
+        memory = (
+            f", peak memory {outcome.peak_memory_mb:.0f} MB"
+            if outcome.peak_memory_mb is not None
+            else ""
+        )
         if outcome.ok:
             result: RunResult = outcome.value
             task_store.finish_task(
@@ -140,7 +145,7 @@ class Worker:
                 result_files=result.result_files,
                 result_data=result.result_data,
             )
-            log.info("task %s done in %.3f s", uid, elapsed)
+            log.info("task %s done in %.3f s%s", uid, elapsed, memory)
         elif outcome.retryable and attempts < self.settings.max_attempts:
             task_store.return_to_queue(self.db, uid)
             self.queue.release(uid, delay_s=RETRY_DELAY_S)
@@ -152,7 +157,7 @@ class Worker:
             if outcome.retryable:
                 error = f"{error}; gave up after {attempts} attempts"
             task_store.finish_task(self.db, uid, status=TaskStatus.ERROR, error=error)
-            log.info("task %s error after %.3f s: %s", uid, elapsed, error)
+            log.info("task %s error after %.3f s%s: %s", uid, elapsed, memory, error)
         self.queue.ack(uid)
 
     def _tick(self, uid: str) -> None:
