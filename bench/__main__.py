@@ -15,7 +15,7 @@ def _table(rows: list[dict[str, object]]) -> str:
     lines = [f"{'benchmark':<62} {'baseline ms':>12} {'aerovision ms':>14} {'ratio':>7}  note"]
     for row in rows:
         lines.append(
-            f"{str(row['name']):<62} {float(row['baseline_ms']):>12.2f} "  # type: ignore[arg-type]
+            f"{row['name']!s:<62} {float(row['baseline_ms']):>12.2f} "  # type: ignore[arg-type]
             f"{float(row['aerovision_ms']):>14.2f} {float(row['ratio']):>7.2f}  "  # type: ignore[arg-type]
             f"{row.get('note', '')}"
         )

@@ -10,10 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import requests
+from tests.server import ServeProcess
 
 from aerovision.jobs.runners import Job, run_job
 from aerovision.store.files import LocalFileStore
-from tests.server import ServeProcess
 
 
 def _small_task_inputs() -> tuple[bytes, bytes]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import re
 import signal
+import struct
 import time
 import zlib
-import struct
 from pathlib import Path
 
 import numpy as np

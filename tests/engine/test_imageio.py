@@ -210,7 +210,7 @@ def _fuzz_cases(valid: list[bytes]) -> list[bytes]:
         for _ in range(50):
             cases.append(sig + rng.bytes(int(rng.integers(0, 120))))
     for data in valid:
-        cases.extend(data[:cut] for cut in range(0, min(len(data), 200)))
+        cases.extend(data[:cut] for cut in range(min(len(data), 200)))
         for _ in range(60):
             mutated = bytearray(data)
             for pos in rng.integers(0, min(len(data), 160), size=int(rng.integers(1, 4))):

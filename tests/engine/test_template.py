@@ -509,3 +509,11 @@ def test_numpy_scalars_and_bgra_scene(coffee: Image, patch: Image, paste: Paste)
         nms_iou=np.float64(0.3),
     )
     _assert_found(result.matches, PASTE_POSITIONS[:2], 48)
+
+
+def test_service_parameters_offer_exactly_the_engine_methods() -> None:
+    from typing import get_args
+
+    from aerovision.params import TemplateMethod
+
+    assert get_args(TemplateMethod) == METHODS

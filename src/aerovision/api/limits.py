@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
 MB = 1024 * 1024
 """Sizes in messages and settings are in MB of 2**20 bytes."""
 

@@ -500,7 +500,7 @@ def _greedy_nms(
     sh, sw = stencil.shape
     if sh == 1 and sw == 1:
         # no two distinct boxes overlap enough to suppress each other: all are kept
-        top = ys.size if ys.size <= max_results else max_results
+        top = min(ys.size, max_results)
         pick = np.argpartition(-scores, top - 1)[:top] if top < ys.size else np.arange(ys.size)
         return pick[np.lexsort((xs[pick], ys[pick], -scores[pick]))], int(ys.size)
     if ys.size > _MAX_NMS_CANDIDATES:

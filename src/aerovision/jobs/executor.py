@@ -74,8 +74,10 @@ def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...],
     except MemoryError:
         message = (
             "error",
-            f"out of memory: the task needed more than the limit of {limits.memory_mb} MiB "
-            "per task (AEROVISION_TASK_MEMORY_MB)",
+            (
+                f"out of memory: the task needed more than the limit of {limits.memory_mb} "
+                "MiB per task (AEROVISION_TASK_MEMORY_MB)"
+            ),
         )
     except Exception as exc:  # a bug: report it on the task and log the traceback
         log.error("task function failed\n%s", traceback.format_exc())

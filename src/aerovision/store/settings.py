@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from aerovision import params as tool_params
 from aerovision.store.db import Database
 from aerovision.store.models import SettingsRow, utcnow

@@ -1,7 +1,7 @@
 """GET/PUT /api/v1/settings/{tool}: the defaults each tool's requests start from."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
@@ -20,7 +20,9 @@ def _routes_for(tool: str) -> None:
     def read(services: ServicesDep) -> ToolSettingsOut:
         return ToolSettingsOut(tool=tool, params=get_tool_settings(services.db, tool))
 
-    def write(services: ServicesDep, changes: update_model = Body()) -> ToolSettingsOut:  # type: ignore[valid-type]
+    def write(
+        services: ServicesDep, changes: Annotated[update_model, Body()]  # type: ignore[valid-type]
+    ) -> ToolSettingsOut:
         given = changes.model_dump(exclude_unset=True)
         nulls = [k for k, v in given.items() if v is None]
         if nulls:
