@@ -30,7 +30,7 @@ def _engine_ms(image: bytes, template: bytes, repeats: int) -> float:
         store.write("uploads/u/scene.png", image)
         store.write("uploads/u/part.png", template)
         job = Job(
-            uid="u", tool="template",
+            uid="u", tool="template", input_fields=("image", "template"),
             params={"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "max_results": 20,
                     "use_grayscale": True},
             input_files=("uploads/u/scene.png", "uploads/u/part.png"),

@@ -43,3 +43,19 @@ def scene_with_patch(
         scene[y : y + patch, x : x + patch] = np.clip(noisy, 0, 255).astype(np.uint8)
         positions.append((x, y))
     return scene, template, positions
+
+
+def scene_with_degraded_patch(*, blur: float = 1.5, noise: float = 12.0, seed: int = 0) -> tuple[
+    np.ndarray, np.ndarray, tuple[int, int]
+]:
+    """A scene holding one blurred, noisy copy of the patch (TM_CCOEFF_NORMED ≈ 0.87).
+
+    Found at threshold 0.7, not at 0.95: what a fallback chain is for.
+    """
+    rng = np.random.default_rng(seed)
+    scene = cv2.resize(photo("coffee"), (640, 480), interpolation=cv2.INTER_AREA)
+    patch = photo("astronaut")[100:148, 180:228].copy()
+    degraded = cv2.GaussianBlur(patch, (0, 0), blur).astype(np.float32)
+    degraded += rng.normal(0, noise, patch.shape)
+    scene[200:248, 300:348] = np.clip(degraded, 0, 255).astype(np.uint8)
+    return scene, patch, (300, 200)

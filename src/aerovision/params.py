@@ -175,3 +175,99 @@ def merge(tool: str, current: Mapping[str, Any], given: Mapping[str, Any]) -> To
     values.update({k: v for k, v in given.items() if v is not None})
     known = TOOLS[tool].params.model_fields
     return TOOLS[tool].params.model_validate({k: v for k, v in values.items() if k in known})
+
+
+CHAIN_INPUTS: tuple[str, str] = ("image", "template")
+CHAIN_INPUT_HELP: tuple[str, str] = (
+    "First input: the image for template steps, query_image for feature steps, "
+    "model_file for surface steps.",
+    "Second input: the template for template steps, train_image for feature steps, "
+    "scene_file for surface steps.",
+)
+MAX_CHAIN_STEPS = 10
+
+
+def input_fields(tool: str) -> tuple[str, str]:
+    """The form fields a task's two inputs came from (used in error messages)."""
+    return CHAIN_INPUTS if tool == "chain" else TOOLS[tool].inputs
+
+
+class StepsError(ValueError):
+    """``steps`` is unusable; ``errors`` are in FastAPI's validation format."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(e["msg"] for e in errors))
+        self.errors = errors
+
+
+def parse_steps(
+    raw: str, current: Callable[[str], Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Validate a chain's ``steps`` JSON and merge each step's params over ``current(tool)``.
+
+    Returns ``[{"tool", "params"}]`` with complete, effective params. Raises
+    :class:`StepsError` whose errors name the step (``loc`` ``["body", "steps", i, …]``,
+    ``msg`` starting with ``step N``).
+    """
+    import json
+
+    from pydantic import ValidationError
+
+    def error(loc: tuple[Any, ...], msg: str, given: Any, kind: str = "value_error") -> StepsError:
+        return StepsError([{"type": kind, "loc": ("body", "steps", *loc), "msg": msg, "input": given}])
+
+    try:
+        steps = json.loads(raw)
+    except ValueError as exc:
+        raise error((), f"steps is not valid JSON: {exc}", raw, "json_invalid") from None
+    if not isinstance(steps, list) or not steps:
+        raise error((), "steps must be a non-empty JSON array of {tool, params} objects", steps)
+    if len(steps) > MAX_CHAIN_STEPS:
+        raise error(
+            (), f"a chain has at most {MAX_CHAIN_STEPS} steps, got {len(steps)}", len(steps),
+            "too_long",
+        )
+    parsed: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    for index, step in enumerate(steps):
+        label = f"step {index + 1}"
+        if not isinstance(step, dict):
+            problems += error((index,), f"{label}: must be an object {{tool, params}}", step).errors
+            continue
+        unknown = set(step) - {"tool", "params"}
+        if unknown:
+            problems += error(
+                (index, sorted(unknown)[0]), f"{label}: unknown field {sorted(unknown)[0]!r}",
+                step[sorted(unknown)[0]], "extra_forbidden",
+            ).errors
+            continue
+        tool = step.get("tool")
+        if tool not in TOOLS:
+            problems += error(
+                (index, "tool"), f"{label}: tool must be one of {', '.join(TOOLS)}", tool,
+                "literal_error",
+            ).errors
+            continue
+        given = step.get("params", {})
+        if not isinstance(given, dict):
+            problems += error((index, "params"), f"{label}: params must be an object", given).errors
+            continue
+        try:
+            partial_model(TOOLS[tool].params).model_validate(given)
+            effective = merge(tool, current(tool), given)
+        except ValidationError as exc:
+            for item in exc.errors():
+                problems.append(
+                    {
+                        "type": item["type"],
+                        "loc": ("body", "steps", index, "params", *item["loc"]),
+                        "msg": f"{label} ({tool}): {item['loc'][0] if item['loc'] else ''}: "
+                        f"{item['msg']}",
+                        "input": item.get("input"),
+                    }
+                )
+            continue
+        parsed.append({"tool": tool, "params": effective.model_dump()})
+    if problems:
+        raise StepsError(problems)
+    return parsed

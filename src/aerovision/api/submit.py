@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 from fastapi import UploadFile
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from aerovision import params as tool_params
 from aerovision.api.errors import field_error
@@ -19,9 +20,13 @@ from aerovision.engine.errors import InputError
 from aerovision.engine.imageio import sniff_image
 from aerovision.store import tasks as task_store
 from aerovision.store.files import sanitize_filename, thumbnail_name, unique_name
-from aerovision.store.settings import get_tool_settings
 
 log = logging.getLogger(__name__)
+
+SNIFFERS: dict[str, Callable[[bytes, Services], object]] = {
+    "image": lambda data, _services: sniff_image(data),
+}
+"""Cheap header checks by input kind (no decoding in the API process)."""
 
 
 @cache
@@ -40,6 +45,19 @@ def form_model(tool: str) -> type[BaseModel]:
     )
 
 
+class ChainForm(BaseModel):
+    """Run steps in order until one finds something; at most 10 steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: UploadFile = Field(description=tool_params.CHAIN_INPUT_HELP[0])
+    template: UploadFile = Field(description=tool_params.CHAIN_INPUT_HELP[1])
+    steps: str = Field(
+        description='JSON array of at most 10 {"tool": "template"|"feature"|"surface", '
+        '"params": {...}} objects; each step\'s params are merged over that tool\'s settings.'
+    )
+
+
 def _read_upload(field: str, upload: UploadFile, limit: int) -> bytes:
     if upload.size is not None and upload.size > limit:
         raise too_large(f"{field}: the file", upload.size, limit, "AEROVISION_MAX_UPLOAD_MB")
@@ -47,50 +65,62 @@ def _read_upload(field: str, upload: UploadFile, limit: int) -> bytes:
     data = upload.file.read(limit + 1)
     if len(data) > limit:
         raise too_large(f"{field}: the file", None, limit, "AEROVISION_MAX_UPLOAD_MB")
+    if not data:
+        raise field_error(field, "file is empty", upload.filename)
     return data
 
 
-def _check_input(field: str, filename: str | None, data: bytes, kind: str) -> None:
-    """Cheap header checks only: the worker does the decoding."""
-    if kind == "image":
+def _check_kind(
+    services: Services, field: str, filename: str | None, data: bytes, kinds: list[str]
+) -> None:
+    """Accept ``data`` if it passes the header check of one of ``kinds``."""
+    messages = []
+    for kind in kinds:
         try:
-            sniff_image(data)
+            SNIFFERS[kind](data, services)
+            return
         except InputError as exc:
-            raise field_error(field, str(exc), filename) from exc
+            messages.append(str(exc))
+    raise field_error(field, " / ".join(messages), filename)
 
 
-def submit(services: Services, tool: str, form: BaseModel) -> TaskOut:
-    """Validate the files of ``form``, store them, create the task and enqueue it."""
-    spec = tool_params.TOOLS[tool]
+def submit(
+    services: Services,
+    *,
+    tool: str,
+    uploads: list[tuple[str, UploadFile]],
+    kinds: list[str],
+    effective_params: Callable[[], dict[str, Any]],
+) -> TaskOut:
+    """Check the uploads, store them, create the task row and enqueue its uid.
+
+    ``effective_params`` is called after the files passed their checks and
+    returns the complete parameters the task will show and run with.
+    """
     limit = services.settings.max_upload_bytes
-    given = form.model_dump(exclude=set(spec.inputs), exclude_none=True)
-    uploads: list[tuple[str, UploadFile, bytes]] = []
-    for field in spec.inputs:
-        upload: UploadFile = getattr(form, field)
+    contents: list[tuple[str, UploadFile, bytes]] = []
+    for field, upload in uploads:
         data = _read_upload(field, upload, limit)
-        if not data:
-            raise field_error(field, "file is empty", upload.filename)
-        _check_input(field, upload.filename, data, spec.input_kind)
-        uploads.append((field, upload, data))
+        _check_kind(services, field, upload.filename, data, kinds)
+        contents.append((field, upload, data))
+    params = effective_params()
 
-    effective = tool_params.merge(tool, get_tool_settings(services.db, tool), given)
     uid = str(uuid.uuid4())
     taken: set[str] = set()
     input_files: list[str] = []
     thumbnails: list[str] = []
-    for field, upload, data in uploads:
+    for field, upload, data in contents:
         name = unique_name(sanitize_filename(upload.filename, fallback=field), taken)
         taken.add(name)
         key = f"uploads/{uid}/{name}"
         services.store.write(key, data)
         input_files.append(key)
-        if spec.input_kind == "image":
-            thumbnails.append(f"thumbnails/{uid}/{thumbnail_name(name)}")
+        thumbnails.append(f"thumbnails/{uid}/{thumbnail_name(name)}")
     task = task_store.create_task(
         services.db,
         uid=uid,
         tool=tool,
-        params=effective.model_dump(),
+        params=params,
         input_files=input_files,
         thumbnails=thumbnails,
     )

@@ -1,14 +1,15 @@
-"""Tool runners: tool name → decode inputs → engine call → result files and data.
+"""Tool runners: decode inputs → engine call → result files and data.
 
 Runs inside the task's child process (see executor.py). Inputs are read from
-the file store, pictures are written back to it under the task's results
-folder, and the JSON-ready result data is returned.
+the file store once and decoded at most once per kind (a chain's steps share
+them); pictures are written back to the store under the task's (or step's)
+results folder, and JSON-ready result data is returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,14 +25,15 @@ THUMBNAIL_LONG_SIDE = 256
 
 @dataclass(frozen=True)
 class Job:
-    """Everything a child needs to run one task (or one chain step)."""
+    """Everything a child needs to run one task."""
 
     uid: str
-    tool: str
+    tool: str  # a tool of params.TOOLS, or "chain"
     params: dict[str, Any]
+    input_fields: tuple[str, ...]  # the form fields the inputs came from, for messages
     input_files: tuple[str, ...]
     thumbnails: tuple[str, ...]
-    results_prefix: str  # e.g. "results/<uid>" or "results/<uid>/step2"
+    results_prefix: str  # "results/<uid>"
     max_image_pixels: int
 
 
@@ -41,62 +43,134 @@ class RunResult:
     result_data: dict[str, Any]
 
 
-def _decode_inputs(job: Job, store: FileStore) -> list[np.ndarray]:
-    """Decode every image input, write its thumbnail, and name the field that failed."""
-    fields = TOOLS[job.tool].inputs
-    images: list[np.ndarray] = []
-    problems: list[str] = []
-    for index, key in enumerate(job.input_files):
-        try:
-            image = imageio.decode_image(
-                store.read(key),
-                max_pixels=job.max_image_pixels,
-                limit_name="AEROVISION_MAX_IMAGE_PIXELS",
-            )
-        except InputError as exc:
-            problems.append(f"{fields[index]}: {exc}")
-            continue
-        images.append(image)
-        if index < len(job.thumbnails):
-            _write_thumbnail(store, job.thumbnails[index], image)
-    if problems:
-        raise InputError("; ".join(problems))
-    return images
+@dataclass
+class Inputs:
+    """A task's input files, decoded on first use and kept for the next step."""
+
+    job: Job
+    store: FileStore
+    _images: list[np.ndarray] | None = None
+    _image_error: InputError | None = None
+    _raw: dict[str, bytes] = field(default_factory=dict)
+
+    def raw(self, index: int) -> bytes:
+        key = self.job.input_files[index]
+        if key not in self._raw:
+            self._raw[key] = self.store.read(key)
+        return self._raw[key]
+
+    def images(self) -> list[np.ndarray]:
+        """Every input as an image; InputError naming each field that is not one."""
+        if self._image_error is not None:
+            raise self._image_error
+        if self._images is None:
+            images: list[np.ndarray] = []
+            problems: list[str] = []
+            for index in range(len(self.job.input_files)):
+                try:
+                    image = imageio.decode_image(
+                        self.raw(index),
+                        max_pixels=self.job.max_image_pixels,
+                        limit_name="AEROVISION_MAX_IMAGE_PIXELS",
+                    )
+                except InputError as exc:
+                    problems.append(f"{self.job.input_fields[index]}: {exc}")
+                    continue
+                images.append(image)
+                if index < len(self.job.thumbnails):
+                    _write_thumbnail(self.store, self.job.thumbnails[index], image)
+            if problems:
+                self._image_error = InputError("; ".join(problems))
+                raise self._image_error
+            self._images = images
+        return self._images
 
 
 def _write_thumbnail(store: FileStore, key: str, image: np.ndarray) -> None:
     thumb = imageio.make_thumbnail(image, long_side=THUMBNAIL_LONG_SIDE)
     if key.lower().endswith(JPEG_EXTENSIONS):
-        if thumb.ndim == 3 and thumb.shape[2] == 4:
-            thumb = thumb[:, :, :3]
         store.write(key, imageio.encode_jpeg(thumb))
     else:
         store.write(key, imageio.encode_png(thumb))
 
 
-def _run_template(job: Job, store: FileStore) -> RunResult:
-    image, template = _decode_inputs(job, store)
-    result = match_template(image, template, **job.params)
-    matches_key = f"{job.results_prefix}/matches.png"
-    heatmap_key = f"{job.results_prefix}/heatmap.png"
+ToolRunner = Callable[[Inputs, dict[str, Any], str], RunResult]
+
+
+def _run_template(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
+    image, template = inputs.images()
+    result = match_template(image, template, **params)
+    matches_key = f"{prefix}/matches.png"
+    heatmap_key = f"{prefix}/heatmap.png"
+    store = inputs.store
     store.write(matches_key, imageio.encode_png(render.draw_matches(image, result.matches)))
     heat = render.heatmap_image(result.score_map, image.shape, template.shape)
     store.write(heatmap_key, imageio.encode_png(heat))
     return RunResult([matches_key, heatmap_key], result.summary())
 
 
-RUNNERS: dict[str, Callable[[Job, FileStore], RunResult]] = {
+TOOL_RUNNERS: dict[str, ToolRunner] = {
     "template": _run_template,
 }
 
 
+def _run_chain(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
+    """Steps in order until one finds something; the rest are skipped.
+
+    A step that cannot use the inputs (e.g. images given to a surface step)
+    records its error and the chain goes on; the task fails only when no step
+    could run at all.
+    """
+    steps: list[dict[str, Any]] = params["steps"]
+    reports: list[dict[str, Any]] = []
+    files: list[str] = []
+    completed = 0
+    found_at: int | None = None
+    errors: list[str] = []
+    for number, step in enumerate(steps, start=1):
+        report: dict[str, Any] = {"step": number, "tool": step["tool"], "params": step["params"]}
+        reports.append(report)
+        if found_at is not None:
+            report["status"] = "skipped"
+            continue
+        try:
+            runner = TOOL_RUNNERS.get(step["tool"])
+            if runner is None:
+                raise InputError(f"the {step['tool']} tool is not available on this server")
+            result = runner(inputs, step["params"], f"{prefix}/step{number}")
+        except InputError as exc:
+            report.update(status="error", found=False, error=str(exc))
+            errors.append(f"step {number} ({step['tool']}): {exc}")
+            continue
+        completed = number
+        found = TOOLS[step["tool"]].found(result.result_data)
+        report.update(
+            status="done", found=found, result_data=result.result_data,
+            result_files=result.result_files,
+        )
+        files += result.result_files
+        if found:
+            found_at = number
+    if completed == 0:
+        raise InputError("no step of the chain could run: " + "; ".join(errors))
+    return RunResult(
+        files,
+        {
+            "chain_result": "found" if found_at is not None else "not_found",
+            "completed_step": found_at if found_at is not None else completed,
+            "total_steps": len(steps),
+            "steps": reports,
+        },
+    )
+
+
 def run_job(job: Job, store: FileStore) -> RunResult:
     """Run ``job`` and return its result; raises InputError for unusable input."""
-    runner = RUNNERS.get(job.tool)
+    runner = _run_chain if job.tool == "chain" else TOOL_RUNNERS.get(job.tool)
     if runner is None:
-        raise InputError(f"the {job.tool} tool is not available on this server yet")
+        raise InputError(f"the {job.tool} tool is not available on this server")
     try:
-        return runner(job, store)
+        return runner(Inputs(job, store), job.params, job.results_prefix)
     except Exception as exc:
         if _is_opencv_out_of_memory(exc):
             raise MemoryError(str(exc)) from exc

@@ -13,6 +13,7 @@ from aerovision.config import Settings
 from aerovision.jobs.executor import Limits, Outcome, run_isolated
 from aerovision.jobs.queue import Queue
 from aerovision.jobs.runners import Job, RunResult, run_job
+from aerovision.params import input_fields
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store
 from aerovision.store.db import Database
@@ -107,6 +108,7 @@ class Worker:
             uid=task.uid,
             tool=task.tool,
             params=task.params,
+            input_fields=input_fields(task.tool),
             input_files=tuple(task.input_files),
             thumbnails=tuple(task.thumbnails),
             results_prefix=f"results/{task.uid}",

@@ -1,28 +1,46 @@
 """POST /api/v1/match/<tool>: submit a task."""
 
-from __future__ import annotations
-
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
+from aerovision import params as tool_params
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message, TaskOut
-from aerovision.api.submit import form_model, submit
+from aerovision.api.services import Services
+from aerovision.api.submit import ChainForm, form_model, submit
+from aerovision.store.settings import get_tool_settings
 
 router = APIRouter(prefix="/api/v1/match", tags=["match"])
 
-SUBMIT_RESPONSES: dict[int | str, dict[str, object]] = {
+SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": Message, "description": "An uploaded file is over the size limit."},
 }
-
-TemplateForm = form_model("template")
 
 
 def multipart(model: type) -> dict[str, object]:
     """OpenAPI request body: FastAPI labels a form model with files as urlencoded."""
     schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+def submit_tool(services: Services, tool: str, form: BaseModel) -> TaskOut:
+    spec = tool_params.TOOLS[tool]
+    given = form.model_dump(exclude=set(spec.inputs), exclude_none=True)
+    return submit(
+        services,
+        tool=tool,
+        uploads=[(name, getattr(form, name)) for name in spec.inputs],
+        kinds=[spec.input_kind],
+        effective_params=lambda: tool_params.merge(
+            tool, get_tool_settings(services.db, tool), given
+        ).model_dump(),
+    )
+
+
+TemplateForm = form_model("template")
 
 
 @router.post(
@@ -43,4 +61,37 @@ def match_template(
     `result_data` holds `method`, `matches_found`, `best_score`,
     `filtered_matches`, `score_mode` and `matches` (best first).
     """
-    return submit(services, "template", form)
+    return submit_tool(services, "template", form)
+
+
+@router.post(
+    "/chain",
+    status_code=201,
+    summary="Chain of matchings",
+    responses=SUBMIT_RESPONSES,
+    openapi_extra=multipart(ChainForm),
+)
+def match_chain(form: Annotated[ChainForm, Form()], services: ServicesDep) -> TaskOut:
+    """Run `steps` in order on the same two inputs until one finds something.
+
+    A step runs only if every earlier step found nothing (template:
+    `filtered_matches > 0`, feature: `good_matches > 0`, surface:
+    `poses_found > 0`). `result_data` holds `chain_result` (`found` or
+    `not_found`), `completed_step`, `total_steps` and `steps[]`; each step
+    writes its pictures under `results/<uid>/step<N>/`. A step that cannot use
+    the inputs records its `error` and the chain goes on.
+    """
+    try:
+        steps = tool_params.parse_steps(
+            form.steps, lambda tool: get_tool_settings(services.db, tool)
+        )
+    except tool_params.StepsError as exc:
+        raise RequestValidationError(exc.errors) from None
+    kinds = list(dict.fromkeys(tool_params.TOOLS[s["tool"]].input_kind for s in steps))
+    return submit(
+        services,
+        tool="chain",
+        uploads=[("image", form.image), ("template", form.template)],
+        kinds=kinds,
+        effective_params=lambda: {"steps": steps},
+    )
