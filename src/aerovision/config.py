@@ -83,6 +83,22 @@ class Settings(BaseSettings):
         description="On stop, how long a worker lets its running task finish before it "
         "releases the task back to the queue.",
     )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, description="How long a webhook receiver has to answer one delivery."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts per webhook delivery before it is marked failed."
+    )
+    webhook_retry_base_s: float = Field(
+        30.0,
+        gt=0,
+        description="First retry delay of a failed delivery; doubled on each attempt, "
+        "±25 % jitter (8 attempts span about an hour).",
+    )
+    webhook_concurrency: int = Field(
+        64, ge=1, description="Deliveries in flight at once (one slow receiver never blocks "
+        "the others)."
+    )
     opencv_threads: int = Field(
         0, ge=0, description="Threads OpenCV may use inside one task (0: OpenCV's default)."
     )

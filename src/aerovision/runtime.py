@@ -1,4 +1,4 @@
-"""Process wiring: `serve` runs the API, the workers and the reaper together.
+"""Process wiring: `serve` runs the API, the workers, the reaper and the notifier together.
 
 Workers are separate processes (spawned, so they share nothing with the API
 process); a worker that dies is started again. Ctrl-C or SIGTERM stops the
@@ -130,6 +130,7 @@ def run_serve(settings: Settings) -> None:
     from aerovision.api.app import create_app
     from aerovision.api.services import Services
     from aerovision.jobs.reaper import Reaper
+    from aerovision.notifier import Notifier
     from aerovision.store.db import migrate
 
     configure_logging(settings.log_level)
@@ -140,6 +141,7 @@ def run_serve(settings: Settings) -> None:
     services = Services.open(settings)
     pool = WorkerPool(settings, settings.workers)
     reaper = Reaper(settings, services.db, services.queue)
+    notifier = Notifier(settings, services.db)
     app = create_app(settings, services)
     server = uvicorn.Server(
         uvicorn.Config(
@@ -159,6 +161,7 @@ def run_serve(settings: Settings) -> None:
     )
     pool.start()
     reaper.start()
+    notifier.start()
     try:
         server.run()
     except (KeyboardInterrupt, _Shutdown):
@@ -167,5 +170,6 @@ def run_serve(settings: Settings) -> None:
         log.info("stopping: waiting for workers to finish or give back their tasks")
         reaper.stop()
         pool.stop()
+        notifier.stop()
         services.close()
         log.info("stopped")

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from aerovision import __version__
 from aerovision.api import errors
 from aerovision.api.limits import BodySizeLimit
-from aerovision.api.routes import files, match, settings, system, tasks
+from aerovision.api.routes import files, match, settings, system, tasks, webhooks
 from aerovision.api.services import Services
 from aerovision.config import Settings, get_settings
 
@@ -51,6 +51,6 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         setting="AEROVISION_MAX_UPLOAD_MB, per file",
     )
     errors.install(app)
-    for module in (match, tasks, settings, files, system):
+    for module in (match, tasks, settings, webhooks, files, system):
         app.include_router(module.router)
     return app

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from aerovision.store.tasks import Task
 
@@ -86,3 +87,57 @@ class VersionOut(BaseModel):
     api_version: str = Field(description="Version of the HTTP API (path prefix).")
     opencv: str = Field(description="Version of OpenCV the workers use.")
     python: str = Field(description="Python version of this process.")
+
+
+class WebhookIn(BaseModel):
+    """A receiver to notify when a task ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        max_length=2048, description="http:// or https:// URL that receives a POST per task."
+    )
+    secret: str | None = Field(
+        None,
+        max_length=1024,
+        description="If set, each POST carries X-Webhook-Signature: sha256=<hex HMAC-SHA256 "
+        "of the body with this secret>. Never shown again.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be an http:// or https:// URL, got {value!r}")
+        return value
+
+
+class WebhookOut(BaseModel):
+    id: str = Field(description="Webhook id (wh_…).")
+    url: str = Field(description="Where task notifications are posted.")
+    created_at: datetime = Field(description="When it was registered (UTC).")
+
+    @field_serializer("created_at")
+    def _timestamp(self, value: datetime) -> str:
+        return value.strftime(TIMESTAMP_FORMAT)
+
+
+class DeliveryOut(BaseModel):
+    id: str = Field(description="Delivery id (dl_…), sent as X-Webhook-Delivery; a retry "
+                    "or duplicate carries the same id.")
+    task_uid: str = Field(description="The task whose end is notified.")
+    event: str = Field(description="task.done or task.error.")
+    status: Literal["pending", "delivered", "failed"] = Field(
+        description="pending (will be tried again), delivered (2xx) or failed (gave up)."
+    )
+    attempts: int = Field(description="Attempts made so far.")
+    response_code: int | None = Field(description="HTTP status of the last answer, if any.")
+    error: str | None = Field(description="Why the last attempt failed, if it did.")
+    next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next (UTC).")
+    created_at: datetime = Field(description="When the task ended (UTC).")
+    delivered_at: datetime | None = Field(description="When a 2xx answer came (UTC).")
+
+    @field_serializer("created_at", "next_attempt_at", "delivered_at")
+    def _timestamp(self, value: datetime | None) -> str | None:
+        return value.strftime(TIMESTAMP_FORMAT) if value is not None else None

@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select, update
 
 from aerovision.store.db import Database
 from aerovision.store.models import TaskRow, TaskStatus, utcnow
+from aerovision.store.webhooks import add_deliveries
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,16 @@ def finish_task(
     result_data: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> bool:
-    """End a task as ``done`` or ``error``; False if it had already ended."""
+    """End a task as ``done`` or ``error``; False if it had already ended.
+
+    In the same transaction every registered webhook gets a pending delivery
+    (the outbox), so a task never ends without its notifications.
+    """
     assert status.terminal
+    now = utcnow()
     values: dict[str, Any] = {
         "status": status.value,
-        "updated_at": utcnow(),
+        "updated_at": now,
         "error": error,
         "worker_id": None,
     }
@@ -147,7 +153,10 @@ def finish_task(
             .where(TaskRow.status.not_in([TaskStatus.DONE.value, TaskStatus.ERROR.value]))
             .values(**values)
         )
-        return bool(done.rowcount)
+        if not done.rowcount:
+            return False
+        add_deliveries(session, uid, status.value, now)
+        return True
 
 
 def return_to_queue(db: Database, uid: str, *, uncount_attempt: bool = False) -> bool:

@@ -1,0 +1,177 @@
+"""Webhook registrations and the delivery outbox: the only place that queries them."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from aerovision.store.db import Database
+from aerovision.store.models import DeliveryRow, DeliveryStatus, WebhookRow, utcnow
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: str
+    url: str
+    secret: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    webhook_id: str
+    task_uid: str
+    event: str
+    event_at: datetime
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime
+    body: str | None
+    response_code: int | None
+    error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: DeliveryRow) -> Delivery:
+        return cls(
+            id=row.id,
+            webhook_id=row.webhook_id,
+            task_uid=row.task_uid,
+            event=row.event,
+            event_at=row.event_at,
+            status=DeliveryStatus(row.status),
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            body=row.body,
+            response_code=row.response_code,
+            error=row.error,
+            created_at=row.created_at,
+            delivered_at=row.delivered_at,
+        )
+
+
+def _webhook(row: WebhookRow) -> Webhook:
+    return Webhook(id=row.id, url=row.url, secret=row.secret, created_at=row.created_at)
+
+
+def create_webhook(db: Database, url: str, secret: str | None) -> Webhook:
+    row = WebhookRow(id=f"wh_{secrets.token_hex(8)}", url=url, secret=secret, created_at=utcnow())
+    with db.write() as session:
+        session.add(row)
+        session.flush()
+        return _webhook(row)
+
+
+def list_webhooks(db: Database) -> list[Webhook]:
+    with db.read() as session:
+        rows = session.scalars(select(WebhookRow).order_by(WebhookRow.created_at, WebhookRow.id))
+        return [_webhook(r) for r in rows]
+
+
+def get_webhook(db: Database, webhook_id: str) -> Webhook | None:
+    with db.read() as session:
+        row = session.get(WebhookRow, webhook_id)
+        return _webhook(row) if row is not None else None
+
+
+def delete_webhook(db: Database, webhook_id: str) -> bool:
+    """Remove the webhook and its deliveries (pending ones are not sent)."""
+    with db.write() as session:
+        gone = session.execute(delete(WebhookRow).where(WebhookRow.id == webhook_id)).rowcount
+        session.execute(delete(DeliveryRow).where(DeliveryRow.webhook_id == webhook_id))
+        return bool(gone)
+
+
+def add_deliveries(session: Session, task_uid: str, status: str, event_at: datetime) -> int:
+    """Write one pending delivery per registered webhook, inside the caller's transaction."""
+    hooks = session.scalars(select(WebhookRow.id)).all()
+    for webhook_id in hooks:
+        session.add(
+            DeliveryRow(
+                id=f"dl_{secrets.token_hex(10)}",
+                webhook_id=webhook_id,
+                task_uid=task_uid,
+                event=f"task.{status}",
+                event_at=event_at,
+                status=DeliveryStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=event_at,
+                created_at=event_at,
+            )
+        )
+    return len(hooks)
+
+
+def claim_due(db: Database, limit: int, lease_s: float) -> list[Delivery]:
+    """Lock up to ``limit`` due pending deliveries for ``lease_s`` seconds and return them."""
+    if limit <= 0:
+        return []
+    now = utcnow()
+    with db.write() as session:
+        rows = session.scalars(
+            select(DeliveryRow)
+            .where(DeliveryRow.status == DeliveryStatus.PENDING.value)
+            .where(DeliveryRow.next_attempt_at <= now)
+            .where((DeliveryRow.locked_until.is_(None)) | (DeliveryRow.locked_until < now))
+            .order_by(DeliveryRow.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            row.locked_until = now + timedelta(seconds=lease_s)
+        return [Delivery.from_row(r) for r in rows]
+
+
+def set_body(db: Database, delivery_id: str, body: str) -> None:
+    """Keep the exact bytes of the first attempt, so every retry sends the same ones."""
+    with db.write() as session:
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == delivery_id, DeliveryRow.body.is_(None))
+            .values(body=body)
+        )
+
+
+def record_attempt(
+    db: Database,
+    delivery_id: str,
+    *,
+    ok: bool,
+    response_code: int | None,
+    error: str | None,
+    retry_at: datetime | None,
+) -> None:
+    """Count an attempt: delivered, scheduled again at ``retry_at``, or failed for good."""
+    now = utcnow()
+    values: dict[str, object] = {
+        "attempts": DeliveryRow.attempts + 1,
+        "response_code": response_code,
+        "error": error,
+        "locked_until": None,
+    }
+    if ok:
+        values.update(status=DeliveryStatus.DELIVERED.value, delivered_at=now)
+    elif retry_at is not None:
+        values.update(next_attempt_at=retry_at)
+    else:
+        values.update(status=DeliveryStatus.FAILED.value)
+    with db.write() as session:
+        session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values))
+
+
+def list_deliveries(db: Database, webhook_id: str, limit: int = 50) -> list[Delivery]:
+    """The most recent deliveries of a webhook, newest first."""
+    with db.read() as session:
+        rows = session.scalars(
+            select(DeliveryRow)
+            .where(DeliveryRow.webhook_id == webhook_id)
+            .order_by(DeliveryRow.created_at.desc(), DeliveryRow.id)
+            .limit(limit)
+        )
+        return [Delivery.from_row(r) for r in rows]
