@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from aerovision.api.services import Services
 from aerovision.config import Settings
 from aerovision.store.db import migrate
+from tests.backends import REDIS_URL, MotoServer, postgres_database, redis_prefix
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +42,44 @@ def services(settings: Settings) -> Iterator[Services]:
     opened = Services.open(settings)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """moto's S3-compatible server, started on first use."""
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session", params=["embedded", "scaled"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every service-level test runs on both: SQLite + local files, and
+    PostgreSQL + Redis + S3 (moto)."""
+    return str(request.param)
+
+
+@contextmanager
+def backend_env(kind: str, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Environment variables pointing a new `serve` at fresh storage of ``kind``."""
+    if kind == "embedded":
+        yield {}
+        return
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    with postgres_database() as database_url, redis_prefix() as prefix:
+        yield {
+            "AEROVISION_DATABASE_URL": database_url,
+            "AEROVISION_QUEUE_URL": REDIS_URL,
+            "AEROVISION_QUEUE_PREFIX": prefix,
+            "AEROVISION_STORAGE_URL": f"s3://{moto.new_bucket()}/files",
+            "AEROVISION_S3_ENDPOINT_URL": moto.url,
+            "AEROVISION_S3_ACCESS_KEY_ID": "test",
+            "AEROVISION_S3_SECRET_ACCESS_KEY": "test",
+        }
+
+
+@pytest.fixture
+def fresh_backend(backend: str, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A fresh backend of the session's kind for one test's own servers."""
+    with backend_env(backend, request) as env:
+        yield env

@@ -37,16 +37,16 @@ def _slow_inputs() -> tuple[bytes, bytes]:
     return encode(image), encode(template)
 
 
-def test_tasks_queued_at_stop_finish_after_restart(tmp_path: Path) -> None:
+def test_tasks_queued_at_stop_finish_after_restart(tmp_path: Path, fresh_backend: dict[str, str]) -> None:
     data_dir = tmp_path / "data"
     scene, icon, _ = scene_with_patch(2, seed=1)
-    first = ServeProcess(data_dir, workers=0).start()
+    first = ServeProcess(data_dir, workers=0, env=fresh_backend).start()
     uids = [_submit(first, encode(scene), encode(icon)) for _ in range(6)]
     put = requests.put(first.url("/api/v1/settings/template"), json={"max_results": 7}, timeout=10)
     assert put.status_code == 200
     assert first.stop(signal.SIGINT) == 0
 
-    second = ServeProcess(data_dir, workers=2).start()
+    second = ServeProcess(data_dir, workers=2, env=fresh_backend).start()
     try:
         for uid in uids:
             task = second.wait_task(uid)
@@ -58,9 +58,11 @@ def test_tasks_queued_at_stop_finish_after_restart(tmp_path: Path) -> None:
         assert second.stop(signal.SIGTERM) == 0
 
 
-def test_stop_during_a_task_gives_it_back_and_it_finishes_later(tmp_path: Path) -> None:
+def test_stop_during_a_task_gives_it_back_and_it_finishes_later(
+    tmp_path: Path, fresh_backend: dict[str, str]
+) -> None:
     data_dir = tmp_path / "data"
-    env = {"AEROVISION_SHUTDOWN_GRACE_S": "0"}
+    env = {**fresh_backend, "AEROVISION_SHUTDOWN_GRACE_S": "0"}
     first = ServeProcess(data_dir, workers=1, env=env).start()
     uid = _submit(first, *_slow_inputs())
     deadline = time.monotonic() + 30
@@ -69,7 +71,7 @@ def test_stop_during_a_task_gives_it_back_and_it_finishes_later(tmp_path: Path) 
         time.sleep(0.05)
     first.stop(signal.SIGTERM)
     assert requests.get is not None
-    second = ServeProcess(data_dir, workers=1).start()
+    second = ServeProcess(data_dir, workers=1, env=fresh_backend).start()
     try:
         task = second.wait_task(uid, timeout=120)
         assert task["status"] == "done", task
@@ -81,8 +83,10 @@ def _grandchildren(server: ServeProcess) -> list[int]:
     return [pid for worker in server.worker_pids() for pid in children_of(worker)]
 
 
-def test_task_process_killed_mid_task_is_retried(tmp_path: Path) -> None:
-    server = ServeProcess(tmp_path / "data", workers=1).start()
+def test_task_process_killed_mid_task_is_retried(
+    tmp_path: Path, fresh_backend: dict[str, str]
+) -> None:
+    server = ServeProcess(tmp_path / "data", workers=1, env=fresh_backend).start()
     try:
         uid = _submit(server, *_slow_inputs())
         deadline = time.monotonic() + 30
@@ -99,11 +103,13 @@ def test_task_process_killed_mid_task_is_retried(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_worker_killed_mid_task_is_recovered_by_the_reaper(tmp_path: Path) -> None:
+def test_worker_killed_mid_task_is_recovered_by_the_reaper(
+    tmp_path: Path, fresh_backend: dict[str, str]
+) -> None:
     lease = 3.0
     server = ServeProcess(
         tmp_path / "data", workers=1,
-        env={"AEROVISION_LEASE_S": str(lease), "AEROVISION_REAPER_INTERVAL_S": "0.5"},
+        env={**fresh_backend, "AEROVISION_LEASE_S": str(lease), "AEROVISION_REAPER_INTERVAL_S": "0.5"},
     ).start()
     try:
         uid = _submit(server, *_slow_inputs())
@@ -136,10 +142,12 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
-def test_huge_png_is_a_task_error_and_the_worker_keeps_serving(tmp_path: Path) -> None:
+def test_huge_png_is_a_task_error_and_the_worker_keeps_serving(
+    tmp_path: Path, fresh_backend: dict[str, str]
+) -> None:
     bomb = _png_header_only(20000, 20000)
     assert len(bomb) < 1_000_000  # a few hundred KB
-    server = ServeProcess(tmp_path / "data", workers=1).start()
+    server = ServeProcess(tmp_path / "data", workers=1, env=fresh_backend).start()
     try:
         worker_before = server.worker_pids()
         small = encode(np.zeros((10, 10), np.uint8))

@@ -37,8 +37,22 @@ class Settings(BaseSettings):
     )
     queue_url: str | None = Field(
         None,
-        description="Queue backend; default: the SQLite-backed queue in the same database "
-        "(sqlite:///<data_dir>/aerovision.db).",
+        description="Queue backend: redis://host:port/db, or (default) the SQLite-backed "
+        "queue in the SQLite database. Required when the database is PostgreSQL.",
+    )
+    storage_url: str | None = Field(
+        None,
+        description="Where files live: s3://bucket/prefix for S3-compatible storage; "
+        "default: the data dir.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint (e.g. http://minio:9000); default: AWS."
+    )
+    s3_access_key_id: str | None = Field(None, description="S3 access key id.")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret access key.")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    queue_prefix: str = Field(
+        "aerovision:", description="Prefix of every Redis key the queue uses."
     )
     host: str = Field("0.0.0.0", description="Address the HTTP API listens on.")
     port: int = Field(8888, ge=1, le=65535, description="Port the HTTP API listens on.")
@@ -112,9 +126,27 @@ class Settings(BaseSettings):
             raise ValueError(f"log_level must be debug, info, warning or error, got {value!r}")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg_driver(cls, value: str | None) -> str | None:
+        """``postgres://`` and ``postgresql://`` mean PostgreSQL through psycopg 3."""
+        if value is None:
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
+        if self.queue_url is None and self.database_url and not self.database_url.startswith(
+            "sqlite"
+        ):
+            raise ValueError(
+                "AEROVISION_QUEUE_URL must name a Redis server (redis://host:port/db) when "
+                "the database is not SQLite"
+            )
         return self
 
     @property

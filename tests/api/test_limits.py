@@ -9,19 +9,23 @@ import numpy as np
 import pytest
 import requests
 
+from tests.conftest import backend_env
 from tests.images import encode
 from tests.server import ServeProcess
 
 
 @pytest.fixture(scope="module")
-def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    proc = ServeProcess(
-        tmp_path_factory.mktemp("limits") / "data",
-        workers=0,
-        env={"AEROVISION_MAX_UPLOAD_MB": "0.5"},
-    ).start()
-    yield proc
-    proc.stop()
+def small_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Iterator[ServeProcess]:
+    with backend_env(backend, request) as env:
+        proc = ServeProcess(
+            tmp_path_factory.mktemp("limits") / "data",
+            workers=0,
+            env={**env, "AEROVISION_MAX_UPLOAD_MB": "0.5"},
+        ).start()
+        yield proc
+        proc.stop()
 
 
 def _noise_png(side: int) -> bytes:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import requests
 
+from tests.conftest import backend_env
 from tests.images import encode, scene_with_patch
 from tests.receiver import Receiver
 from tests.server import ServeProcess
@@ -43,10 +44,15 @@ SEED_CURL_DELETE = "curl -X DELETE http://localhost:8888/api/v1/webhooks/{id} -w
 
 
 @pytest.fixture(scope="module")
-def hooks_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    proc = ServeProcess(tmp_path_factory.mktemp("hooks") / "data", workers=1, env=FAST_RETRIES).start()
-    yield proc
-    proc.stop()
+def hooks_server(
+    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
+) -> Iterator[ServeProcess]:
+    with backend_env(backend, request) as env:
+        proc = ServeProcess(
+            tmp_path_factory.mktemp("hooks") / "data", workers=1, env={**env, **FAST_RETRIES}
+        ).start()
+        yield proc
+        proc.stop()
 
 
 @pytest.fixture
@@ -215,17 +221,18 @@ def test_receiver_down_for_20_s_then_up_gets_it(hooks_server: ServeProcess, clea
     assert verify_signature(got.body, "k", got.headers["X-Webhook-Signature"])
 
 
-def test_pending_deliveries_survive_a_restart(tmp_path: Path) -> None:
+def test_pending_deliveries_survive_a_restart(tmp_path: Path, fresh_backend: dict[str, str]) -> None:
     data_dir = tmp_path / "data"
+    env = {**fresh_backend, **FAST_RETRIES}
     receiver = Receiver()
-    first = ServeProcess(data_dir, workers=1, env=FAST_RETRIES).start()
+    first = ServeProcess(data_dir, workers=1, env=env).start()
     _register(first, receiver.url)
     uids = {_submit(first) for _ in range(3)}
     for uid in uids:
         first.wait_task(uid)
     first.stop()
     receiver.start()
-    second = ServeProcess(data_dir, workers=1, env=FAST_RETRIES).start()
+    second = ServeProcess(data_dir, workers=1, env=env).start()
     try:
         got = receiver.wait_for(3, 40)
         assert {json.loads(r.body)["uid"] for r in got} == uids

@@ -4,7 +4,9 @@ import pytest
 
 from aerovision.store.files import (
     BadKey,
+    FileStore,
     LocalFileStore,
+    open_store,
     check_key,
     sanitize_filename,
     thumbnail_name,
@@ -82,3 +84,40 @@ def test_local_store_round_trip_and_no_escape(tmp_path: Path) -> None:
         store.local_path("uploads/link")
     with pytest.raises(FileNotFoundError):
         store.local_path("uploads/missing.png")
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> FileStore:
+    if request.param == "local":
+        return open_store(None, tmp_path)
+    moto = request.getfixturevalue("moto_server")
+    return open_store(
+        f"s3://{moto.new_bucket()}/some/prefix", tmp_path, endpoint_url=moto.url,
+        access_key_id="test", secret_access_key="test",
+    )
+
+
+def test_store_contract(any_store: FileStore) -> None:
+    data = bytes(range(256)) * 5000  # > one stream chunk
+    any_store.write("results/u/matches.png", data)
+    assert any_store.read("results/u/matches.png") == data
+    assert any_store.exists("results/u/matches.png")
+    assert any_store.size("results/u/matches.png") == len(data)
+    assert b"".join(any_store.stream("results/u/matches.png")) == data
+    any_store.write("results/u/matches.png", b"new")  # overwrite
+    assert any_store.read("results/u/matches.png") == b"new"
+    assert not any_store.exists("results/u/other.png")
+    for call in (any_store.read, any_store.size, any_store.stream, any_store.local_path):
+        with pytest.raises(FileNotFoundError):
+            call("results/u/other.png")
+    for bad in ("../x", "uploads/../../x", "elsewhere/x"):
+        with pytest.raises(BadKey):
+            any_store.write(bad, b"x")
+        assert not any_store.exists(bad)
+
+
+def test_unknown_storage_url_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="s3://bucket/prefix"):
+        open_store("ftp://x", tmp_path)
+    with pytest.raises(ValueError, match="needs a bucket"):
+        open_store("s3://", tmp_path)

@@ -23,8 +23,18 @@ class Services:
         return cls(
             settings=settings,
             db=db,
-            queue=open_queue(settings.effective_queue_url, db),
-            store=open_store(settings.data_dir),
+            queue=open_queue(
+                settings.effective_queue_url, db, prefix=settings.queue_prefix,
+                lease_s=settings.lease_s,
+            ),
+            store=open_store(
+                settings.storage_url,
+                settings.data_dir,
+                endpoint_url=settings.s3_endpoint_url,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
+                region=settings.s3_region,
+            ),
         )
 
     def close(self) -> None:

@@ -23,6 +23,9 @@ from aerovision.store.models import QueueItem
 POLL_INTERVAL_S = 0.01
 """How often an idle worker asks SQLite whether anything was committed."""
 
+DELAYED_CHECK_EVERY_S = 0.25
+"""How long a blocked Redis claim waits before looking for released uids that came due."""
+
 FULL_CHECK_EVERY_S = 0.25
 """How often an idle worker looks for work even when nothing was committed
 (a released uid becomes available by time passing, not by a commit)."""
@@ -58,6 +61,9 @@ class Queue(Protocol):
 
     def ping(self) -> None:
         """Raise if the queue cannot be reached."""
+
+    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Hold the lock ``name`` for ``ttl_s`` seconds; False if another owner holds it."""
 
     def close(self) -> None: ...
 
@@ -208,17 +214,181 @@ class SqliteQueue:
     def ping(self) -> None:
         self.db.ping()
 
+    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Always True: every reaper action here is a conditional update, so
+        reapers in several processes on one SQLite file cannot conflict."""
+        return True
+
     def close(self) -> None:
         if self._probe is not None and self._probe_pid == os.getpid():
             self._probe.close()
         self._probe = None
 
 
-def open_queue(url: str, db: Database) -> Queue:
+class RedisQueue:
+    """The scale-out queue: Redis lists, a lease per claimed uid.
+
+    Keys (under ``prefix``): ``queue`` (list; producers LPUSH, workers BLMOVE
+    from the right), ``processing:<worker>`` (one list per worker: where BLMOVE
+    puts a claimed uid — the reliable form of BRPOP), ``leases`` (sorted set:
+    uid → lease expiry, Redis server time), ``owners`` (hash: uid → worker),
+    ``delayed`` (sorted set: released uids and when they may run again) and
+    ``members`` (set of every uid the queue holds, for :meth:`holds`).
+    Multi-key changes run as Lua scripts, so they are atomic. If Redis loses
+    everything, :meth:`holds` reports nothing and the reaper enqueues the
+    unfinished tasks again from the database.
+    """
+
+    _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
+    _ENQUEUE = "if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[1]) end"
+    _PROMOTE = (
+        _NOW
+        + "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100) "
+        "for _, uid in ipairs(due) do redis.call('ZREM', KEYS[2], uid) "
+        "redis.call('RPUSH', KEYS[1], uid) end return #due"
+    )
+    _LEASE = (
+        _NOW + "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) "
+        "redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) return 1"
+    )
+    _RENEW = (
+        _NOW + "if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[3] then return 0 end "
+        "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) return 1"
+    )
+    # KEYS: leases owners members delayed queue; ARGV: uid prefix mode delay
+    # mode "ack": forget the uid; "release": back into the queue (after delay);
+    # "reclaim": like release to the front, only if the lease has expired.
+    _SETTLE = (
+        _NOW
+        + "local uid, prefix, mode = ARGV[1], ARGV[2], ARGV[3] "
+        "if mode == 'reclaim' then local s = redis.call('ZSCORE', KEYS[1], uid) "
+        "if (not s) or tonumber(s) >= now then return 0 end end "
+        "local owner = redis.call('HGET', KEYS[2], uid) "
+        "if owner then redis.call('LREM', prefix .. 'processing:' .. owner, 0, uid) end "
+        "redis.call('HDEL', KEYS[2], uid) redis.call('ZREM', KEYS[1], uid) "
+        "redis.call('ZREM', KEYS[4], uid) "
+        "if mode == 'ack' then redis.call('SREM', KEYS[3], uid) return 1 end "
+        "redis.call('SADD', KEYS[3], uid) redis.call('LREM', KEYS[5], 0, uid) "
+        "local delay = tonumber(ARGV[4]) "
+        "if delay > 0 then redis.call('ZADD', KEYS[4], now + delay, uid) "
+        "elseif mode == 'reclaim' then redis.call('RPUSH', KEYS[5], uid) "
+        "else redis.call('LPUSH', KEYS[5], uid) end return 1"
+    )
+    _EXPIRED = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[1]))"
+
+    def __init__(self, url: str, *, prefix: str = "aerovision:", orphan_lease_s: float = 30.0) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        self.prefix = prefix
+        self.orphan_lease_s = orphan_lease_s
+        self.k = {
+            name: prefix + name for name in ("queue", "leases", "owners", "members", "delayed")
+        }
+        self._scripts = {
+            name: self.client.register_script(getattr(self, f"_{name.upper()}"))
+            for name in ("enqueue", "promote", "lease", "renew", "settle", "expired")
+        }
+
+    def _processing(self, worker_id: str) -> str:
+        return f"{self.prefix}processing:{worker_id}"
+
+    def enqueue(self, uid: str) -> None:
+        self._scripts["enqueue"](keys=[self.k["queue"], self.k["members"]], args=[uid])
+
+    def claim(self, worker_id: str, lease_s: float, timeout_s: float) -> str | None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._scripts["promote"](keys=[self.k["queue"], self.k["delayed"]])
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:  # BLMOVE's timeout 0 means "forever": take without waiting
+                uid = self.client.lmove(
+                    self.k["queue"], self._processing(worker_id), "RIGHT", "LEFT"
+                )
+            else:  # wake up now and then to promote delayed uids that came due
+                uid = self.client.blmove(
+                    self.k["queue"], self._processing(worker_id),
+                    max(0.01, min(remaining, DELAYED_CHECK_EVERY_S)), "RIGHT", "LEFT",
+                )
+            if uid is not None:
+                self._scripts["lease"](
+                    keys=[self.k["leases"], self.k["owners"]], args=[uid, lease_s, worker_id]
+                )
+                return str(uid)
+            if time.monotonic() >= deadline:
+                return None
+
+    def renew(self, uid: str, worker_id: str, lease_s: float) -> bool:
+        return bool(
+            self._scripts["renew"](
+                keys=[self.k["leases"], self.k["owners"]], args=[uid, lease_s, worker_id]
+            )
+        )
+
+    def _settle(self, uid: str, mode: str, delay_s: float = 0.0) -> bool:
+        keys = [self.k[n] for n in ("leases", "owners", "members", "delayed", "queue")]
+        return bool(self._scripts["settle"](keys=keys, args=[uid, self.prefix, mode, delay_s]))
+
+    def ack(self, uid: str) -> None:
+        self._settle(uid, "ack")
+
+    def release(self, uid: str, delay_s: float = 0.0) -> None:
+        self._settle(uid, "release", delay_s)
+
+    def reclaim(self, uid: str) -> bool:
+        return self._settle(uid, "reclaim")
+
+    def expired(self, limit: int = 100) -> list[str]:
+        """Expired leases; a uid a worker moved but died before leasing gets a lease now."""
+        self._adopt_orphans()
+        return list(self._scripts["expired"](keys=[self.k["leases"]], args=[limit]))
+
+    def _adopt_orphans(self) -> None:
+        for key in self.client.scan_iter(match=f"{self.prefix}processing:*", count=100):
+            worker_id = key[len(self.prefix) + len("processing:") :]
+            for uid in self.client.lrange(key, 0, -1):
+                if self.client.zscore(self.k["leases"], uid) is None:
+                    self._scripts["lease"](
+                        keys=[self.k["leases"], self.k["owners"]],
+                        args=[uid, self.orphan_lease_s, worker_id],
+                    )
+
+    def holds(self, uids: Iterable[str]) -> set[str]:
+        wanted = list(uids)
+        if not wanted:
+            return set()
+        flags = self.client.smismember(self.k["members"], wanted)
+        return {uid for uid, held in zip(wanted, flags, strict=True) if held}
+
+    def depth(self) -> int:
+        return int(self.client.llen(self.k["queue"])) + int(self.client.zcard(self.k["delayed"]))
+
+    def ping(self) -> None:
+        self.client.ping()
+
+    def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Hold ``name`` for ``ttl_s`` (re-entrant for ``owner``): one reaper acts at a time."""
+        key = f"{self.prefix}lock:{name}"
+        if self.client.set(key, owner, nx=True, px=int(ttl_s * 1000)):
+            return True
+        if self.client.get(key) == owner:
+            self.client.pexpire(key, int(ttl_s * 1000))
+            return True
+        return False
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_queue(url: str, db: Database, *, prefix: str = "aerovision:", lease_s: float = 30.0) -> Queue:
     """The queue backend named by ``url`` (chosen by configuration, never by code)."""
     if url.startswith("sqlite"):
         if url != db.url:
             return SqliteQueue(Database(url))
         return SqliteQueue(db)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisQueue(url, prefix=prefix, orphan_lease_s=lease_s)
     scheme = url.split(":", 1)[0]
-    raise ValueError(f"unsupported queue URL scheme {scheme!r}: use sqlite:///<path>")
+    raise ValueError(
+        f"unsupported queue URL scheme {scheme!r}: use sqlite:///<path> or redis://host:port/db"
+    )

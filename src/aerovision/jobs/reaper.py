@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass, field
 
 from aerovision.config import Settings
@@ -32,9 +33,11 @@ class ReapReport:
     restored: list[str] = field(default_factory=list)
 
 
-def reap_once(settings: Settings, db: Database, queue: Queue) -> ReapReport:
-    """One pass over expired leases and lost tasks."""
+def reap_once(settings: Settings, db: Database, queue: Queue, owner: str = "reaper") -> ReapReport:
+    """One pass over expired leases and lost tasks (skipped if another reaper holds the lock)."""
     report = ReapReport()
+    if not queue.try_lock("reaper", owner, ttl_s=3 * settings.reaper_interval_s + 5):
+        return report
     for uid in queue.expired():
         task = task_store.get_task(db, uid)
         if task is None or task.status.terminal:
@@ -75,12 +78,13 @@ class Reaper(threading.Thread):
     def __init__(self, settings: Settings, db: Database, queue: Queue) -> None:
         super().__init__(name="reaper", daemon=True)
         self.settings, self.db, self.queue = settings, db, queue
+        self.owner = f"reaper-{uuid.uuid4().hex[:8]}"
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(self.settings.reaper_interval_s):
             try:
-                reap_once(self.settings, self.db, self.queue)
+                reap_once(self.settings, self.db, self.queue, self.owner)
             except Exception:
                 log.exception("reaper pass failed; trying again")
 

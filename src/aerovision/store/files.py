@@ -12,10 +12,16 @@ import re
 import tempfile
 import unicodedata
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Protocol
 
-AREAS = ("uploads", "thumbnails", "results")
+AREAS = ("uploads", "thumbnails", "results", "cache")
 """Top-level folders of the store; nothing else can be read or written."""
+
+PUBLIC_AREAS = ("uploads", "thumbnails", "results")
+"""The folders served over HTTP (``cache/`` holds trained models, never served)."""
+
+CHUNK = 1024 * 1024
 
 MAX_NAME_LENGTH = 100
 
@@ -49,8 +55,17 @@ class FileStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
-    def local_path(self, key: str) -> Path:
-        """A path on this machine holding the file (raises FileNotFoundError)."""
+    def size(self, key: str) -> int:
+        """Bytes in the file (raises FileNotFoundError)."""
+        ...
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        """The file in chunks (raises FileNotFoundError before the first one)."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """A path on this machine holding the file, or None for remote stores
+        (raises FileNotFoundError)."""
         ...
 
 
@@ -90,16 +105,129 @@ class LocalFileStore:
         except BadKey:
             return False
 
-    def local_path(self, key: str) -> Path:
+    def local_path(self, key: str) -> Path | None:
         path = self._path(key)
         if not path.is_file():
             raise FileNotFoundError(key)
         return path
 
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path.stat().st_size
 
-def open_store(data_dir: Path) -> FileStore:
-    """The file store of a data directory."""
-    return LocalFileStore(data_dir)
+    def stream(self, key: str) -> Iterator[bytes]:
+        handle = self._path(key).open("rb")
+
+        def chunks() -> Iterator[bytes]:
+            with handle:
+                while chunk := handle.read(CHUNK):
+                    yield chunk
+
+        return chunks()
+
+
+class S3FileStore:
+    """Files in an S3-compatible bucket under a key prefix (scale-out)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            region_name=region,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+        )
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return self.prefix + key
+
+    def _missing(self, exc: Exception) -> bool:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def read(self, key: str) -> bytes:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except self.client.exceptions.ClientError as exc:
+            if self._missing(exc):
+                raise FileNotFoundError(key) from None
+            raise
+        data: bytes = body.read()
+        return data
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except (FileNotFoundError, BadKey):
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.ClientError as exc:
+            if self._missing(exc):
+                raise FileNotFoundError(key) from None
+            raise
+        return int(head["ContentLength"])
+
+    def stream(self, key: str) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except self.client.exceptions.ClientError as exc:
+            if self._missing(exc):
+                raise FileNotFoundError(key) from None
+            raise
+        return iter(body.iter_chunks(CHUNK))
+
+    def local_path(self, key: str) -> Path | None:
+        self.size(key)  # raises FileNotFoundError when missing
+        return None
+
+
+def open_store(
+    storage_url: str | None,
+    data_dir: Path,
+    *,
+    endpoint_url: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    region: str = "us-east-1",
+) -> FileStore:
+    """The file store named by ``storage_url`` (default: the data directory)."""
+    if storage_url is None or storage_url.startswith("file://"):
+        root = Path(storage_url[len("file://") :]) if storage_url else data_dir
+        return LocalFileStore(root)
+    if storage_url.startswith("s3://"):
+        bucket, _, prefix = storage_url[len("s3://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"storage URL needs a bucket: s3://bucket/prefix, got {storage_url!r}")
+        return S3FileStore(
+            bucket, prefix, endpoint_url=endpoint_url, access_key_id=access_key_id,
+            secret_access_key=secret_access_key, region=region,
+        )
+    raise ValueError(f"unsupported storage URL {storage_url!r}: use s3://bucket/prefix")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -24,7 +24,7 @@ def update_tool_settings(db: Database, tool: str, changes: dict[str, Any]) -> di
     updates of different fields both survive.
     """
     with db.write() as session:
-        row = session.get(SettingsRow, tool)
+        row = session.get(SettingsRow, tool, with_for_update=True)
         stored = dict(row.params) if row is not None else {}
         current = tool_params.merge(tool, tool_params.defaults(tool), stored)
         new = tool_params.merge(tool, current.model_dump(), changes).model_dump()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import mimetypes
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse
+from fastapi import Response
+from fastapi.responses import FileResponse, StreamingResponse
 
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message
-from aerovision.store.files import AREAS, BadKey
+from aerovision.store.files import PUBLIC_AREAS, BadKey
 
 router = APIRouter(tags=["files"])
 
@@ -30,21 +31,26 @@ def _content_type(key: str) -> str:
     return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
-def _serve(area: str, path: str, services: ServicesDep) -> FileResponse:
+HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
+
+
+def _serve(area: str, path: str, services: ServicesDep) -> Response:
     key = f"{area}/{path}"
     try:
         local = services.store.local_path(key)
+        if local is not None:
+            return FileResponse(local, media_type=_content_type(key), headers=HEADERS)
+        size = services.store.size(key)
+        chunks = services.store.stream(key)
     except (BadKey, FileNotFoundError, NotADirectoryError):
         raise HTTPException(status_code=404, detail="File not found") from None
-    return FileResponse(
-        local,
-        media_type=_content_type(key),
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+    return StreamingResponse(
+        chunks, media_type=_content_type(key), headers={**HEADERS, "Content-Length": str(size)}
     )
 
 
 def _route(area: str) -> None:
-    def download(path: str, services: ServicesDep) -> FileResponse:
+    def download(path: str, services: ServicesDep) -> Response:
         return _serve(area, path, services)
 
     download.__name__ = f"download_{area}"
@@ -57,5 +63,5 @@ def _route(area: str) -> None:
     )(download)
 
 
-for _area in AREAS:
+for _area in PUBLIC_AREAS:
     _route(_area)
