@@ -124,25 +124,81 @@ def _raise_shutdown(_signum: int, _frame: FrameType | None) -> None:
 
 
 def run_serve(settings: Settings) -> None:
-    """API + workers + reaper in one command, on the embedded default."""
-    import uvicorn
+    """API + workers + reaper + notifier in one command (the embedded default)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    run(settings, api=True, workers=settings.workers, reaper=True, notifier=True, migrate=True)
 
-    from aerovision.api.app import create_app
+
+def run(
+    settings: Settings,
+    *,
+    api: bool,
+    workers: int,
+    reaper: bool,
+    notifier: bool,
+    migrate: bool = False,
+) -> None:
+    """Run the chosen parts in this process until Ctrl-C or SIGTERM.
+
+    `serve` runs them all; `aerovision api`, `worker` and `notifier` run one
+    part each (plus the reaper for api and worker: any number may run it, one
+    acts at a time).
+    """
     from aerovision.api.services import Services
     from aerovision.jobs.reaper import Reaper
     from aerovision.notifier import Notifier
-    from aerovision.store.db import migrate
+    from aerovision.store.db import migrate as run_migrations
 
     configure_logging(settings.log_level)
     _prepare_opencv_env(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.db_url)
-
+    if migrate:
+        run_migrations(settings.db_url)
     services = Services.open(settings)
-    pool = WorkerPool(settings, settings.workers)
-    reaper = Reaper(settings, services.db, services.queue)
-    notifier = Notifier(settings, services.db)
-    app = create_app(settings, services)
+    pool = WorkerPool(settings, workers) if workers else None
+    reaper_thread = Reaper(settings, services.db, services.queue) if reaper else None
+    sender = Notifier(settings, services.db) if notifier else None
+    # uvicorn re-raises the signal that stopped it once it has shut down; this
+    # handler turns SIGTERM into an exception, so the parts are stopped below.
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    if pool is not None:
+        pool.start()
+    if reaper_thread is not None:
+        reaper_thread.start()
+    if sender is not None:
+        sender.start()
+    try:
+        if api:
+            _serve_http(settings, services)
+        else:
+            log.info(
+                "running %s", ", ".join(
+                    part for part, on in (
+                        (f"{workers} worker(s)", workers), ("the reaper", reaper),
+                        ("the notifier", notifier),
+                    ) if on
+                ),
+            )
+            threading.Event().wait()
+    except (KeyboardInterrupt, _Shutdown):
+        pass
+    finally:
+        log.info("stopping: waiting for workers to finish or give back their tasks")
+        if reaper_thread is not None:
+            reaper_thread.stop()
+        if pool is not None:
+            pool.stop()
+        if sender is not None:
+            sender.stop()
+        services.close()
+        log.info("stopped")
+
+
+def _serve_http(settings: Settings, services: object) -> None:
+    import uvicorn
+
+    from aerovision.api.app import create_app
+
+    app = create_app(settings, services)  # type: ignore[arg-type]
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -152,24 +208,47 @@ def run_serve(settings: Settings) -> None:
             timeout_graceful_shutdown=5,
         )
     )
-    # uvicorn re-raises the signal that stopped it once it has shut down; these
-    # handlers turn that into an exception, so the workers are stopped below.
-    signal.signal(signal.SIGTERM, _raise_shutdown)
     log.info(
-        "AeroVision serving on http://%s:%d with %d worker(s); data in %s",
-        settings.host, settings.port, settings.workers, settings.data_dir,
+        "AeroVision serving on http://%s:%d; data in %s", settings.host, settings.port,
+        settings.data_dir,
     )
-    pool.start()
-    reaper.start()
-    notifier.start()
+    server.run()
+
+
+def prepare(settings: Settings) -> None:
+    """`aerovision migrate`: bring the schema up to date and create the bucket."""
+    from aerovision.api.services import Services
+    from aerovision.store.db import migrate as run_migrations
+
+    configure_logging(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    run_migrations(settings.db_url)
+    services = Services.open(settings)
     try:
-        server.run()
-    except (KeyboardInterrupt, _Shutdown):
-        pass
+        services.store.ensure_bucket()
     finally:
-        log.info("stopping: waiting for workers to finish or give back their tasks")
-        reaper.stop()
-        pool.stop()
-        notifier.stop()
         services.close()
-        log.info("stopped")
+
+
+def check(settings: Settings, what: str) -> tuple[bool, str]:
+    """Container health checks: ``database`` (database and queue answer) or
+    ``worker`` (a worker on this host reported in during the last 30 s)."""
+    import socket
+
+    from aerovision.api.services import Services
+    from aerovision.store import workers as worker_store
+
+    services = Services.open(settings)
+    try:
+        services.db.ping()
+        services.queue.ping()
+        if what == "database":
+            return True, "database and queue answer"
+        if what == "worker":
+            alive = worker_store.alive_on_host(services.db, socket.gethostname(), within_s=30)
+            return alive > 0, f"{alive} worker(s) on this host reported in during the last 30 s"
+        return False, f"unknown check {what!r}: use database or worker"
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+    finally:
+        services.close()

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
+MIGRATION_LOCK = 0x4165_726F  # "Aero": PostgreSQL advisory lock key held while migrating
+
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long a SQLite writer waits for another process's write lock."""
 
@@ -99,6 +101,8 @@ def migrate(url: str) -> None:
     db = Database(url)
     try:
         with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # one migrating process at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     finally:

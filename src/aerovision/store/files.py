@@ -51,6 +51,10 @@ class FileStore(Protocol):
 
     def write(self, key: str, data: bytes) -> None: ...
 
+    def ensure_bucket(self) -> None:
+        """Create what the store needs to exist (the S3 bucket)."""
+        ...
+
     def read(self, key: str) -> bytes: ...
 
     def exists(self, key: str) -> bool: ...
@@ -98,6 +102,9 @@ class LocalFileStore:
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def ensure_bucket(self) -> None:
+        """Nothing to create: the directories exist."""
 
     def exists(self, key: str) -> bool:
         try:
@@ -158,6 +165,15 @@ class S3FileStore:
     def _key(self, key: str) -> str:
         check_key(key)
         return self.prefix + key
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (a fresh MinIO has none)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except self.client.exceptions.ClientError as exc:
+            if not self._missing(exc):
+                raise
+            self.client.create_bucket(Bucket=self.bucket)
 
     def _missing(self, exc: Exception) -> bool:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")

@@ -43,6 +43,16 @@ def alive_count(db: Database, within_s: float) -> int:
         ) or 0
 
 
+def alive_on_host(db: Database, hostname: str, within_s: float) -> int:
+    cutoff = utcnow() - timedelta(seconds=within_s)
+    with db.read() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(WorkerRow)
+            .where(WorkerRow.hostname == hostname, WorkerRow.last_seen >= cutoff)
+        ) or 0
+
+
 def prune(db: Database, older_than_s: float) -> int:
     """Forget workers not seen for ``older_than_s`` seconds."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
