@@ -1,0 +1,1005 @@
+"""Python client of the AeroVision HTTP API: submit, wait, download.
+
+:class:`Client` (blocking) and :class:`AsyncClient` (asyncio) have the same
+methods and share one implementation of request building and response parsing
+(the ``_build_*`` and ``_parse_*`` functions below); only the I/O differs. This
+module imports httpx and the standard library, nothing else from AeroVision, so
+it can be copied into a project on its own.
+
+Example::
+
+    from aerovision.client import Client
+
+    with Client("http://localhost:8888") as av:
+        task = av.wait(av.match_template("screenshot.png", "icon.png", threshold=0.9))
+        for m in task.result_data["matches"]:
+            print(m["x"], m["y"], m["score"])
+        av.download(task, "out/")       # out/matches.png, out/heatmap.png
+
+Exceptions (every one is an :class:`AeroVisionError`)::
+
+    AeroVisionError
+    ├── TransportError      no answer: connection refused, DNS, network timeout
+    ├── APIError            the server answered 4xx/5xx; .status_code, .message, .errors
+    │   ├── NotFound            404: unknown task, webhook, file or route
+    │   ├── PayloadTooLarge     413: an upload is over the server's limit
+    │   ├── InvalidRequest      422: bad parameters or files; .errors = the server's details
+    │   └── ServerError         5xx: a bug or outage on the server side
+    ├── TaskFailed          wait(): the task ended with status "error"; .task
+    └── WaitTimeout         wait(): the task did not end in time; .task (also a TimeoutError)
+
+Files given to ``match_*`` may be a path (``str`` or ``os.PathLike``), bytes, a
+binary file object, or a ``(filename, bytes_or_file)`` pair; they are read into
+memory before sending (the server refuses files over its upload limit, 50 MB
+by default, anyway). Reading a path that does not exist raises ``OSError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import mimetypes
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Generic, Literal, Self, TypeAlias, TypeVar
+
+import httpx
+
+__all__ = [
+    "DEFAULT_URL",
+    "TOOL_INPUTS",
+    "APIError",
+    "AeroVisionClient",
+    "AeroVisionError",
+    "AsyncClient",
+    "BatchResult",
+    "Client",
+    "Delivery",
+    "FileInput",
+    "InvalidRequest",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServerError",
+    "Task",
+    "TaskFailed",
+    "TaskPage",
+    "TaskStatus",
+    "Tool",
+    "ToolSettings",
+    "TransportError",
+    "WaitTimeout",
+    "Webhook",
+    "describe_error",
+]
+
+DEFAULT_URL = "http://localhost:8888"
+"""Where the server listens when nothing else is said (``aerovision serve``'s default)."""
+
+DEFAULT_TIMEOUT_S = 30.0
+"""Timeout of one HTTP request (connect, read, write), in seconds."""
+
+DEFAULT_WAIT_S = 600.0
+"""How long :meth:`Client.wait` waits for a task to end, in seconds."""
+
+POLL_FIRST_S = 0.1
+"""First delay between two polls of a task; each next one is 1.5 times longer ..."""
+
+POLL_MAX_S = 2.0
+"""... up to this many seconds."""
+
+POLL_TRANSPORT_RETRIES = 3
+"""Consecutive failed polls (no answer) tolerated while waiting before giving up."""
+
+Tool = Literal["template", "feature", "surface", "chain"]
+TaskStatus = Literal["queued", "processing", "done", "error"]
+FINISHED: frozenset[str] = frozenset({"done", "error"})
+
+TOOL_INPUTS: dict[str, tuple[str, str]] = {
+    "template": ("image", "template"),
+    "feature": ("query_image", "train_image"),
+    "surface": ("model_file", "scene_file"),
+    "chain": ("image", "template"),
+}
+"""The two multipart file fields of ``POST /api/v1/match/<tool>``, in order."""
+
+FileInput: TypeAlias = (
+    str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+    | tuple[str, bytes | IO[bytes]]
+)
+"""A file to upload: a path, its bytes, a binary file object, or ``(filename, data)``."""
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- exceptions
+
+
+class AeroVisionError(Exception):
+    """Base of every error this module raises (see the tree in the module docstring)."""
+
+
+class TransportError(AeroVisionError):
+    """The server could not be reached or did not answer in time."""
+
+
+class APIError(AeroVisionError):
+    """The server answered with an error status.
+
+    ``message`` is the server's ``detail`` text (for a 422, the details joined);
+    ``errors`` holds a 422's details as sent (``type``, ``loc``, ``msg``,
+    ``input``), otherwise ``[]``.
+    """
+
+    def __init__(
+        self, status_code: int, message: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(f"{status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
+        self.errors: list[dict[str, Any]] = errors or []
+
+
+class NotFound(APIError):
+    """404: unknown task, webhook, file or route (e.g. a tool the server lacks)."""
+
+
+class PayloadTooLarge(APIError):
+    """413: an uploaded file is over the server's size limit."""
+
+
+class InvalidRequest(APIError):
+    """422: a parameter is out of range or unknown, or a file is not usable."""
+
+
+class ServerError(APIError):
+    """5xx: the server failed (always a server-side bug or outage)."""
+
+
+class TaskFailed(AeroVisionError):
+    """The task ended with status ``error``; the message is the task's ``error`` text."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(task.error or "the task ended in error")
+        self.task = task
+
+
+class WaitTimeout(AeroVisionError, TimeoutError):
+    """The task did not end within the time given; ``task`` is how it was last seen."""
+
+    def __init__(self, task: Task, timeout: float) -> None:
+        super().__init__(f"task {task.uid} still {task.status} after {timeout:g} s")
+        self.task = task
+        self.timeout = timeout
+
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    404: NotFound, 413: PayloadTooLarge, 422: InvalidRequest,
+}
+
+
+# ------------------------------------------------------------------- objects
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as the server reported it. ``raw`` is the JSON object as received."""
+
+    uid: str
+    status: TaskStatus
+    tool: str
+    params: dict[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+    input_files: list[str]
+    thumbnails: list[str]
+    result_files: list[str]
+    result_data: dict[str, Any]
+    error: str | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        """True once the status is ``done`` or ``error``."""
+        return self.status in FINISHED
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Task:
+        return cls(
+            uid=data["uid"],
+            status=data["status"],
+            tool=data.get("tool", ""),
+            params=dict(data.get("params") or {}),
+            created_at=_time(data.get("created_at")),
+            updated_at=_time(data.get("updated_at")),
+            input_files=list(data.get("input_files") or []),
+            thumbnails=list(data.get("thumbnails") or []),
+            result_files=list(data.get("result_files") or []),
+            result_data=dict(data.get("result_data") or {}),
+            error=data.get("error"),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """One page of ``GET /api/v1/tasks``: ``total`` tasks exist, ``tasks`` newest first."""
+
+    total: int
+    tasks: list[Task]
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """The current defaults of one tool."""
+
+    tool: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A registered receiver (its secret is never shown)."""
+
+    id: str
+    url: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification to a webhook: ``pending``, ``delivered`` or ``failed``."""
+
+    id: str
+    task_uid: str
+    event: str
+    status: str
+    attempts: int
+    response_code: int | None
+    error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What became of one input of :meth:`AsyncClient.match_many`.
+
+    ``task`` is the task as last seen (None if submission failed); ``error`` says
+    what went wrong (the task's error, or why it could not be submitted, waited
+    on or downloaded), None when all went well.
+    """
+
+    input: str
+    task: Task | None
+    error: str | None = None
+    exception: Exception | None = field(default=None, repr=False, compare=False)
+    downloaded: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.task is not None and self.task.status == "done"
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON-lines record: input, uid, status, error, result and files."""
+        task = self.task
+        return {
+            "input": self.input,
+            "uid": task.uid if task else None,
+            "status": "done" if self.ok else "error",
+            "error": self.error,
+            "status_code": getattr(self.exception, "status_code", None),
+            "result_data": task.result_data if task else {},
+            "result_files": task.result_files if task else [],
+            "downloaded": [str(p) for p in self.downloaded],
+        }
+
+
+# --------------------------------------------- request building and parsing
+
+
+@dataclass(frozen=True)
+class _Call(Generic[T]):
+    """One HTTP request, and how to turn its (successful) JSON answer into a result."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    params: dict[str, Any] | None = None
+    json: Any = None
+    data: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None
+
+
+@dataclass(frozen=True)
+class _File:
+    name: str
+    content: bytes
+    content_type: str
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8", ".jpg"), (b"BM", ".bmp"),
+    (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"ply", ".ply"),
+)
+
+
+def _guess_suffix(data: bytes) -> str:
+    return next((suffix for magic, suffix in _MAGIC if data.startswith(magic)), "")
+
+
+def _read_input(value: FileInput | _File, field_name: str) -> _File:
+    """The upload for ``field_name``: its file name and bytes."""
+    if isinstance(value, _File):
+        return value
+    name: str | None = None
+    if isinstance(value, tuple):
+        name, value = value
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        content, name = path.read_bytes(), name or path.name
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        content = bytes(value)
+    elif hasattr(value, "read"):
+        content = b"" if isinstance(value, io.TextIOBase) else value.read()
+        if isinstance(value, io.TextIOBase) or not isinstance(content, bytes):
+            raise TypeError(f"{field_name}: open the file in binary mode ('rb')")
+        file_name = getattr(value, "name", None)
+        if name is None and isinstance(file_name, str):
+            name = os.path.basename(file_name)
+    else:
+        raise TypeError(f"{field_name}: expected a path, bytes or a binary file, got {value!r}")
+    name = name or field_name + _guess_suffix(content)
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return _File(name, content, content_type)
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _build_match(
+    tool: str, first: FileInput | _File, second: FileInput | _File, params: Mapping[str, Any]
+) -> _Call[Task]:
+    if tool not in TOOL_INPUTS:
+        raise ValueError(f"tool must be one of {', '.join(TOOL_INPUTS)}, got {tool!r}")
+    names = TOOL_INPUTS[tool]
+    files = {}
+    for field_name, value in zip(names, (first, second), strict=True):
+        upload = _read_input(value, field_name)
+        files[field_name] = (upload.name, upload.content, upload.content_type)
+    data = {k: _form_value(v) for k, v in params.items() if v is not None}
+    return _Call("POST", f"/api/v1/match/{tool}", Task.from_json, data=data, files=files)
+
+
+def _build_get_task(uid: str) -> _Call[Task]:
+    return _Call("GET", f"/api/v1/tasks/{uid}", Task.from_json)
+
+
+def _parse_page(data: Any) -> TaskPage:
+    return TaskPage(data["total"], [Task.from_json(t) for t in data["tasks"]])
+
+
+def _build_list_tasks(offset: int, limit: int) -> _Call[TaskPage]:
+    return _Call("GET", "/api/v1/tasks", _parse_page, params={"offset": offset, "limit": limit})
+
+
+def _parse_settings(data: Any) -> ToolSettings:
+    return ToolSettings(data["tool"], dict(data["params"]))
+
+
+def _build_get_settings(tool: str) -> _Call[ToolSettings]:
+    return _Call("GET", f"/api/v1/settings/{tool}", _parse_settings)
+
+
+def _build_update_settings(tool: str, params: Mapping[str, Any]) -> _Call[ToolSettings]:
+    return _Call("PUT", f"/api/v1/settings/{tool}", _parse_settings, json=dict(params))
+
+
+def _parse_webhook(data: Any) -> Webhook:
+    return Webhook(data["id"], data["url"], _time(data.get("created_at")))
+
+
+def _build_add_webhook(url: str, secret: str | None) -> _Call[Webhook]:
+    body = {"url": url} if secret is None else {"url": url, "secret": secret}
+    return _Call("POST", "/api/v1/webhooks", _parse_webhook, json=body)
+
+
+def _build_list_webhooks() -> _Call[list[Webhook]]:
+    return _Call("GET", "/api/v1/webhooks", lambda data: [_parse_webhook(h) for h in data])
+
+
+def _build_delete_webhook(webhook_id: str) -> _Call[None]:
+    return _Call("DELETE", f"/api/v1/webhooks/{webhook_id}", lambda _data: None)
+
+
+def _parse_delivery(d: Any) -> Delivery:
+    return Delivery(
+        d["id"], d["task_uid"], d["event"], d["status"], d["attempts"], d.get("response_code"),
+        d.get("error"), _time(d.get("next_attempt_at")), _time(d.get("created_at")),
+        _time(d.get("delivered_at")),
+    )
+
+
+def _build_deliveries(webhook_id: str) -> _Call[list[Delivery]]:
+    path = f"/api/v1/webhooks/{webhook_id}/deliveries"
+    return _Call("GET", path, lambda data: [_parse_delivery(d) for d in data])
+
+
+def _build_version() -> _Call[dict[str, Any]]:
+    return _Call("GET", "/api/v1/version", dict)
+
+
+def _error_for(response: httpx.Response) -> APIError:
+    """The exception for an error answer, with the server's message and 422 details."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    errors: list[dict[str, Any]] = []
+    if isinstance(detail, list):
+        errors = [e for e in detail if isinstance(e, dict)]
+        message = "; ".join(describe_error(e) for e in errors) or "invalid request"
+    elif isinstance(detail, str):
+        message = detail
+    else:
+        message = response.text.strip()[:500] or response.reason_phrase
+    if response.status_code >= 500:
+        return ServerError(response.status_code, message, errors)
+    exc_type = _STATUS_ERRORS.get(response.status_code, APIError)
+    return exc_type(response.status_code, message, errors)
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    """``threshold: Input should be less than or equal to 1`` from one 422 detail."""
+    loc = [str(part) for part in error.get("loc", []) if part != "body"]
+    msg = str(error.get("msg", ""))
+    return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+def _result(call: _Call[T], response: httpx.Response) -> T:
+    if response.is_error:
+        raise _error_for(response)
+    if response.status_code == 204 or not response.content:
+        return call.parse(None)
+    try:
+        return call.parse(response.json())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AeroVisionError(
+            f"unexpected answer to {call.method} {call.path}: {response.text[:200]!r}"
+        ) from exc
+
+
+def _transport_error(exc: httpx.TransportError, base_url: str) -> TransportError:
+    return TransportError(f"could not talk to {base_url}: {type(exc).__name__}: {exc}")
+
+
+def _download_plan(task: Task, dest_dir: str | os.PathLike[str], inputs: bool) -> list[
+    tuple[str, Path]
+]:
+    """(URL path, local path) of each file of ``task`` to fetch into ``dest_dir``.
+
+    ``results/<uid>/step1/matches.png`` lands at ``<dest_dir>/step1/matches.png``;
+    inputs, if asked for, at ``<dest_dir>/inputs/<name>``.
+    """
+    dest = Path(dest_dir)
+    lists = [("results", task.result_files)] + ([("uploads", task.input_files)] if inputs else [])
+    plan = []
+    for area, keys in lists:
+        for key in keys:
+            parts = PurePosixPath(key).parts
+            if (
+                len(parts) < 3 or parts[0] != area or parts[1] != task.uid
+                or any(p in ("", ".", "..") for p in parts)
+            ):
+                raise AeroVisionError(f"refusing to download an unexpected path {key!r}")
+            local = Path(*parts[2:]) if area == "results" else Path("inputs", *parts[2:])
+            plan.append(("/" + key, dest / local))
+    return plan
+
+
+class _Backoff:
+    """Delays between polls: POLL_FIRST_S, ×1.5 each time, capped; None past the deadline."""
+
+    def __init__(self, timeout: float | None, first: float, cap: float) -> None:
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.delay = first
+        self.cap = cap
+
+    def next_delay(self) -> float | None:
+        delay, self.delay = self.delay, min(self.delay * 1.5, self.cap)
+        if self.deadline is None:
+            return delay
+        left = self.deadline - time.monotonic()
+        return None if left <= 0 else min(delay, left)
+
+
+class _Poll:
+    """What :meth:`Client.wait` has seen so far (shared by both clients)."""
+
+    def __init__(self) -> None:
+        self.last: Task | None = None
+        self.failures = 0
+
+    def failed(self, exc: TransportError) -> None:
+        """A poll got no answer: tolerated up to POLL_TRANSPORT_RETRIES times in a row."""
+        self.failures += 1
+        if self.failures >= POLL_TRANSPORT_RETRIES or self.last is None:
+            raise exc
+
+    def seen(self, task: Task, on_update: Callable[[Task], None] | None) -> bool:
+        """Record a poll's answer; True once the task has ended."""
+        self.last, self.failures = task, 0
+        if on_update is not None:
+            on_update(task)
+        return task.finished
+
+    def timed_out(self, timeout: float | None) -> WaitTimeout:
+        assert self.last is not None  # failed() raises until a first answer came
+        return WaitTimeout(self.last, timeout or 0.0)
+
+
+def _finish(task: Task, raise_on_error: bool) -> Task:
+    if task.status == "error" and raise_on_error:
+        raise TaskFailed(task)
+    return task
+
+
+def _uid(task: Task | str) -> str:
+    return task.uid if isinstance(task, Task) else task
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"User-Agent": "aerovision-client", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _unique_names(inputs: Sequence[FileInput]) -> list[str]:
+    """A distinct folder name per input (its file stem, numbered when stems repeat)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, value in enumerate(inputs):
+        source = value[0] if isinstance(value, tuple) else value
+        if isinstance(source, (str, os.PathLike)):
+            base = Path(source).stem or f"input{i + 1}"
+        else:
+            base = f"input{i + 1}"
+        name, n = base, 1
+        while name in seen:
+            n += 1
+            name = f"{base}-{n}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _label(value: FileInput, index: int) -> str:
+    source = value[0] if isinstance(value, tuple) else value
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else f"input[{index}]"
+
+
+# ------------------------------------------------------------------- clients
+
+
+class Client:
+    """Blocking client of an AeroVision server.
+
+    Parameters
+    ----------
+    base_url : str
+        The server, e.g. ``http://localhost:8888``.
+    api_key : str, optional
+        Sent as ``Authorization: Bearer <api_key>``.
+    timeout : float
+        Timeout of each HTTP request in seconds (waiting for a task is
+        :meth:`wait`'s own ``timeout``).
+
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self, base_url: str = DEFAULT_URL, api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=_headers(api_key), timeout=timeout
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: _Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.json, data=call.data,
+                files=call.files,
+            )
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, self.base_url) from exc
+        return _result(call, response)
+
+    # -- matching
+
+    def match(self, tool: Tool, first: FileInput, second: FileInput, **params: Any) -> Task:
+        """Submit a task of ``tool`` with its two input files; returns the queued task.
+
+        ``first``/``second`` go to the tool's two fields (:data:`TOOL_INPUTS`);
+        ``params`` are sent as form fields (None values are left out, so the
+        tool's settings apply). Raises :class:`InvalidRequest` (422),
+        :class:`PayloadTooLarge` (413) or :class:`NotFound` (tool not served).
+        """
+        return self._send(_build_match(tool, first, second, params))
+
+    def match_template(self, image: FileInput, template: FileInput, **params: Any) -> Task:
+        """Find every occurrence of ``template`` in ``image``.
+
+        ``params``: ``method`` (TM_CCOEFF_NORMED, TM_CCORR_NORMED,
+        TM_SQDIFF_NORMED, TM_CCOEFF, TM_CCORR, TM_SQDIFF), ``threshold``
+        (0.1–1.0), ``max_results`` (1–1000), ``use_grayscale`` (bool).
+        When done, ``result_data`` has ``matches`` (``x, y, w, h, score``, best
+        first), ``filtered_matches`` and ``best_score``; ``result_files`` are
+        ``matches.png`` and ``heatmap.png``.
+        """
+        return self.match("template", image, template, **params)
+
+    def match_feature(self, query_image: FileInput, train_image: FileInput, **params: Any) -> Task:
+        """Match keypoints of ``query_image`` against ``train_image``.
+
+        ``params``: ``detector`` (SIFT, ORB, AKAZE, BRISK), ``matcher`` (FLANN,
+        BFMatcher), ``ratio_threshold`` (0.1–1.0), ``max_matches`` (1–5000).
+        When done, ``result_data`` has ``good_matches``, ``query_keypoints`` and
+        ``train_keypoints``; ``result_files`` is ``matches.png``.
+        """
+        return self.match("feature", query_image, train_image, **params)
+
+    def match_surface(self, model_file: FileInput, scene_file: FileInput, **params: Any) -> Task:
+        """Find the 3D model in the 3D scene (PLY files with normals ``nx ny nz``).
+
+        ``params``: ``relative_sampling_step``, ``relative_distance_step``
+        (0.01–0.5), ``num_angles`` (1–360), ``use_icp`` (bool),
+        ``icp_tolerance``, ``icp_iterations`` (1–1000). When done,
+        ``result_data`` has ``pose`` (4×4, model to scene) and ``poses_found``.
+        """
+        return self.match("surface", model_file, scene_file, **params)
+
+    def match_chain(
+        self, image: FileInput, template: FileInput, steps: Sequence[Mapping[str, Any]] | str
+    ) -> Task:
+        """Run ``steps`` (``[{"tool": ..., "params": {...}}, ...]``, at most 10) in order
+        until one finds something. ``steps`` may also be the JSON text itself.
+        When done, ``result_data`` has ``chain_result``, ``completed_step`` and
+        ``steps``; each step's files are under ``results/<uid>/step<N>/``.
+        """
+        return self.match("chain", image, template, steps=steps)
+
+    # -- tasks
+
+    def get_task(self, uid: str) -> Task:
+        """The task now. Raises :class:`NotFound` ("Task not found") for an unknown uid."""
+        return self._send(_build_get_task(uid))
+
+    def list_tasks(self, offset: int = 0, limit: int = 50) -> TaskPage:
+        """A page of tasks, newest first (``limit`` 1–200)."""
+        return self._send(_build_list_tasks(offset, limit))
+
+    def wait(
+        self, task: Task | str, timeout: float | None = DEFAULT_WAIT_S, *,
+        raise_on_error: bool = True, on_update: Callable[[Task], None] | None = None,
+        poll_first: float = POLL_FIRST_S, poll_max: float = POLL_MAX_S,
+    ) -> Task:
+        """Poll until the task is ``done`` or ``error`` and return it.
+
+        Polls after ``poll_first`` seconds, then 1.5 times longer each time up
+        to ``poll_max`` (the server offers no long-polling). ``timeout`` is in
+        seconds (None: no limit); ``on_update`` is called with the task after
+        every poll. Raises :class:`TaskFailed` (message: the task's ``error``)
+        if the task ends in ``error`` and ``raise_on_error`` is true,
+        :class:`WaitTimeout` past ``timeout``, :class:`TransportError` after
+        POLL_TRANSPORT_RETRIES polls in a row without an answer.
+        """
+        uid, backoff = _uid(task), _Backoff(timeout, poll_first, poll_max)
+        poll = _Poll()
+        while True:
+            try:
+                seen = self.get_task(uid)
+            except TransportError as exc:
+                poll.failed(exc)
+            else:
+                if poll.seen(seen, on_update):
+                    return _finish(seen, raise_on_error)
+            delay = backoff.next_delay()
+            if delay is None:
+                raise poll.timed_out(timeout)
+            time.sleep(delay)
+
+    def download(
+        self, task: Task | str, dest_dir: str | os.PathLike[str], *, inputs: bool = False
+    ) -> list[Path]:
+        """Save the task's result files under ``dest_dir`` and return their paths.
+
+        ``results/<uid>/heatmap.png`` is saved as ``<dest_dir>/heatmap.png``
+        (chain steps: ``<dest_dir>/step1/...``); with ``inputs=True`` the
+        uploaded inputs too, under ``<dest_dir>/inputs/``. A uid is fetched
+        first. Folders are created as needed; existing files are replaced.
+        """
+        task = task if isinstance(task, Task) else self.get_task(task)
+        saved = []
+        for url_path, local in _download_plan(task, dest_dir, inputs):
+            local.parent.mkdir(parents=True, exist_ok=True)
+            partial = local.with_name(local.name + ".part")
+            try:
+                with self._http.stream("GET", url_path) as response:
+                    if response.is_error:
+                        response.read()
+                        raise _error_for(response)
+                    with partial.open("wb") as out:
+                        for chunk in response.iter_bytes():
+                            out.write(chunk)
+            except httpx.TransportError as exc:
+                raise _transport_error(exc, self.base_url) from exc
+            partial.replace(local)
+            saved.append(local)
+        return saved
+
+    # -- settings
+
+    def get_settings(self, tool: str) -> ToolSettings:
+        """The current defaults of ``tool`` (template, feature or surface)."""
+        return self._send(_build_get_settings(tool))
+
+    def update_settings(self, tool: str, **params: Any) -> ToolSettings:
+        """Change some defaults of ``tool``; returns all of them. 422 on a bad value."""
+        return self._send(_build_update_settings(tool, params))
+
+    # -- webhooks
+
+    def add_webhook(self, url: str, secret: str | None = None) -> Webhook:
+        """Register ``url`` to receive a signed POST whenever a task ends."""
+        return self._send(_build_add_webhook(url, secret))
+
+    def list_webhooks(self) -> list[Webhook]:
+        """Every registered webhook."""
+        return self._send(_build_list_webhooks())
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Remove a webhook. Raises :class:`NotFound` ("Webhook not found")."""
+        self._send(_build_delete_webhook(webhook_id))
+
+    def webhook_deliveries(self, webhook_id: str) -> list[Delivery]:
+        """The 50 most recent deliveries to a webhook, newest first."""
+        return self._send(_build_deliveries(webhook_id))
+
+    # -- service
+
+    def version(self) -> dict[str, Any]:
+        """The server's name, version, API version and OpenCV version."""
+        return self._send(_build_version())
+
+
+AeroVisionClient = Client
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`Client`: the same methods, to be awaited.
+
+    Also offers :meth:`match_many`, which runs many inputs with bounded
+    concurrency. Use it as ``async with AsyncClient(url) as av:`` or call
+    :meth:`aclose`.
+    """
+
+    def __init__(
+        self, base_url: str = DEFAULT_URL, api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=_headers(api_key), timeout=timeout
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: _Call[T]) -> T:
+        try:
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.json, data=call.data,
+                files=call.files,
+            )
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, self.base_url) from exc
+        return _result(call, response)
+
+    async def match(self, tool: Tool, first: FileInput, second: FileInput, **params: Any) -> Task:
+        """See :meth:`Client.match`."""
+        return await self._send(_build_match(tool, first, second, params))
+
+    async def match_template(self, image: FileInput, template: FileInput, **params: Any) -> Task:
+        """See :meth:`Client.match_template`."""
+        return await self.match("template", image, template, **params)
+
+    async def match_feature(
+        self, query_image: FileInput, train_image: FileInput, **params: Any
+    ) -> Task:
+        """See :meth:`Client.match_feature`."""
+        return await self.match("feature", query_image, train_image, **params)
+
+    async def match_surface(
+        self, model_file: FileInput, scene_file: FileInput, **params: Any
+    ) -> Task:
+        """See :meth:`Client.match_surface`."""
+        return await self.match("surface", model_file, scene_file, **params)
+
+    async def match_chain(
+        self, image: FileInput, template: FileInput, steps: Sequence[Mapping[str, Any]] | str
+    ) -> Task:
+        """See :meth:`Client.match_chain`."""
+        return await self.match("chain", image, template, steps=steps)
+
+    async def get_task(self, uid: str) -> Task:
+        """See :meth:`Client.get_task`."""
+        return await self._send(_build_get_task(uid))
+
+    async def list_tasks(self, offset: int = 0, limit: int = 50) -> TaskPage:
+        """See :meth:`Client.list_tasks`."""
+        return await self._send(_build_list_tasks(offset, limit))
+
+    async def wait(
+        self, task: Task | str, timeout: float | None = DEFAULT_WAIT_S, *,
+        raise_on_error: bool = True, on_update: Callable[[Task], None] | None = None,
+        poll_first: float = POLL_FIRST_S, poll_max: float = POLL_MAX_S,
+    ) -> Task:
+        """See :meth:`Client.wait`."""
+        uid, backoff = _uid(task), _Backoff(timeout, poll_first, poll_max)
+        poll = _Poll()
+        while True:
+            try:
+                seen = await self.get_task(uid)
+            except TransportError as exc:
+                poll.failed(exc)
+            else:
+                if poll.seen(seen, on_update):
+                    return _finish(seen, raise_on_error)
+            delay = backoff.next_delay()
+            if delay is None:
+                raise poll.timed_out(timeout)
+            await asyncio.sleep(delay)
+
+    async def download(
+        self, task: Task | str, dest_dir: str | os.PathLike[str], *, inputs: bool = False
+    ) -> list[Path]:
+        """See :meth:`Client.download`."""
+        task = task if isinstance(task, Task) else await self.get_task(task)
+        saved = []
+        for url_path, local in _download_plan(task, dest_dir, inputs):
+            local.parent.mkdir(parents=True, exist_ok=True)
+            partial = local.with_name(local.name + ".part")
+            try:
+                async with self._http.stream("GET", url_path) as response:
+                    if response.is_error:
+                        await response.aread()
+                        raise _error_for(response)
+                    with partial.open("wb") as out:
+                        async for chunk in response.aiter_bytes():
+                            out.write(chunk)
+            except httpx.TransportError as exc:
+                raise _transport_error(exc, self.base_url) from exc
+            partial.replace(local)
+            saved.append(local)
+        return saved
+
+    async def get_settings(self, tool: str) -> ToolSettings:
+        """See :meth:`Client.get_settings`."""
+        return await self._send(_build_get_settings(tool))
+
+    async def update_settings(self, tool: str, **params: Any) -> ToolSettings:
+        """See :meth:`Client.update_settings`."""
+        return await self._send(_build_update_settings(tool, params))
+
+    async def add_webhook(self, url: str, secret: str | None = None) -> Webhook:
+        """See :meth:`Client.add_webhook`."""
+        return await self._send(_build_add_webhook(url, secret))
+
+    async def list_webhooks(self) -> list[Webhook]:
+        """See :meth:`Client.list_webhooks`."""
+        return await self._send(_build_list_webhooks())
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """See :meth:`Client.delete_webhook`."""
+        await self._send(_build_delete_webhook(webhook_id))
+
+    async def webhook_deliveries(self, webhook_id: str) -> list[Delivery]:
+        """See :meth:`Client.webhook_deliveries`."""
+        return await self._send(_build_deliveries(webhook_id))
+
+    async def version(self) -> dict[str, Any]:
+        """See :meth:`Client.version`."""
+        return await self._send(_build_version())
+
+    async def match_many(
+        self, tool: Tool, inputs: Sequence[FileInput], other: FileInput, *,
+        concurrency: int = 4, timeout: float | None = DEFAULT_WAIT_S,
+        download_dir: str | os.PathLike[str] | None = None, **params: Any,
+    ) -> AsyncIterator[BatchResult]:
+        """Run ``tool`` on each of ``inputs`` (first input) with the same ``other``.
+
+        At most ``concurrency`` tasks are submitted or waited on at once.
+        Yields one :class:`BatchResult` per input as each ends, in the order
+        they end; a failure of one input (refused, ended in error, timed out,
+        unreadable) is reported in its result and never stops the others.
+        With ``download_dir``, each done task's files go to
+        ``<download_dir>/<input stem>/``. ``other`` is read once.
+        """
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if tool not in TOOL_INPUTS:
+            raise ValueError(f"tool must be one of {', '.join(TOOL_INPUTS)}, got {tool!r}")
+        upload = _read_input(other, TOOL_INPUTS[tool][1])
+        second: FileInput = (upload.name, upload.content)
+        names = _unique_names(inputs)
+        pending = iter(range(len(inputs)))
+        results: asyncio.Queue[BatchResult | None] = asyncio.Queue()
+
+        async def run_one(i: int) -> BatchResult:
+            label, task = _label(inputs[i], i), None
+            try:
+                task = await self.match(tool, inputs[i], second, **params)
+                task = await self.wait(task, timeout, raise_on_error=False)
+                if task.status == "error":
+                    return BatchResult(label, task, task.error or "the task ended in error")
+                dest = None if download_dir is None else Path(download_dir, names[i])
+                files = [] if dest is None else await self.download(task, dest)
+                return BatchResult(label, task, downloaded=files)
+            except WaitTimeout as exc:
+                return BatchResult(label, exc.task, str(exc), exc)
+            except (AeroVisionError, OSError) as exc:
+                return BatchResult(label, task, str(exc), exc)
+
+        async def worker() -> None:
+            try:
+                for i in pending:
+                    await results.put(await run_one(i))
+            finally:
+                results.put_nowait(None)
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(inputs)))]
+        try:
+            running = len(workers)
+            while running:
+                item = await results.get()
+                if item is None:
+                    running -= 1
+                else:
+                    yield item
+            await asyncio.gather(*workers)  # re-raises a worker's unexpected exception
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)

@@ -1,0 +1,470 @@
+"""aerovision.client (sync and async) against a real `aerovision serve`."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aerovision import client as avc
+from aerovision.params import TOOLS
+from tests.images import encode, scene_with_degraded_patch, scene_with_patch
+from tests.receiver import Receiver
+from tests.server import ServeProcess, free_port
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CHAIN_STEPS = [
+    {"tool": "template", "params": {"threshold": 0.95}},
+    {"tool": "template", "params": {"threshold": 0.7}},
+]
+
+
+# -- helpers shared with tests/test_cli.py
+
+
+def box_cloud(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Points on the faces of a 2 × 1 × 0.5 box centred at 0, and the faces' normals."""
+    rng = np.random.default_rng(seed)
+    dims = np.array([2.0, 1.0, 0.5])
+    points, normals = [], []
+    for axis in range(3):
+        for sign in (-1, 1):
+            face = (rng.random((n // 6, 3)) - 0.5) * dims
+            face[:, axis] = sign * dims[axis] / 2
+            normal = np.zeros((n // 6, 3))
+            normal[:, axis] = sign
+            points.append(face)
+            normals.append(normal)
+    return np.vstack(points), np.vstack(normals)
+
+
+def ply_bytes(points: np.ndarray, normals: np.ndarray) -> bytes:
+    """An ASCII PLY with x y z nx ny nz per vertex."""
+    header = (
+        "ply\nformat ascii 1.0\n"
+        f"element vertex {len(points)}\n"
+        "property float x\nproperty float y\nproperty float z\n"
+        "property float nx\nproperty float ny\nproperty float nz\n"
+        "end_header\n"
+    )
+    rows = "".join(
+        " ".join(f"{v:.6f}" for v in (*p, *q)) + "\n" for p, q in zip(points, normals, strict=True)
+    )
+    return (header + rows).encode()
+
+
+SURFACE_SHIFT = (0.5, -0.3, 0.2)
+
+
+def surface_pair() -> tuple[bytes, bytes]:
+    """A model (a box) and a scene holding it moved by SURFACE_SHIFT.
+
+    Whichever of the box's symmetric poses is found, its translation is SURFACE_SHIFT.
+    """
+    points, normals = box_cloud()
+    return ply_bytes(points, normals), ply_bytes(points + SURFACE_SHIFT, normals)
+
+
+def truncated_png(data: bytes) -> bytes:
+    """A PNG cut after its first chunks: the header check passes, decoding fails."""
+    return data[:80]
+
+
+def has_route(server: ServeProcess, path: str) -> bool:
+    with avc.Client(server.base_url) as client:
+        response = client._http.get("/openapi.json")
+    return path in response.json()["paths"]
+
+
+def skip_unless_route(server: ServeProcess, tool: str) -> None:
+    if not has_route(server, f"/api/v1/match/{tool}"):
+        pytest.skip(f"this server does not offer /api/v1/match/{tool} yet")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    proc = ServeProcess(tmp_path_factory.mktemp("client") / "data", workers=2).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("client-files")
+    scene, icon, _ = scene_with_patch(2, size=(240, 320), patch=32, seed=3)
+    faint, patch, _ = scene_with_degraded_patch()
+    model, surface_scene = surface_pair()
+    made = {
+        "scene.png": encode(scene), "icon.png": encode(icon),
+        "faint.png": encode(faint), "patch.png": encode(patch),
+        "crop.png": encode(faint[120:320, 200:440]),
+        "broken.png": truncated_png(encode(scene)),
+        "model.ply": model, "scene.ply": surface_scene,
+    }
+    for name, data in made.items():
+        (folder / name).write_bytes(data)
+    return {name.split(".")[0] + ("_ply" if name.endswith(".ply") else ""): folder / name
+            for name in made}
+
+
+@pytest.fixture
+def client(server: ServeProcess) -> Iterator[avc.Client]:
+    with avc.Client(server.base_url, timeout=10) as c:
+        yield c
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def _assert_template_done(task: avc.Task) -> None:
+    assert task.status == "done", task.error
+    assert task.tool == "template"
+    assert task.result_data["filtered_matches"] == 2
+    assert task.result_files == [
+        f"results/{task.uid}/matches.png", f"results/{task.uid}/heatmap.png"
+    ]
+
+
+# -- templates, sync and async, with downloads
+
+
+def test_template_round_trip_with_download(
+    client: avc.Client, files: dict[str, Path], tmp_path: Path
+) -> None:
+    task = client.match_template(files["scene"], files["icon"], threshold=0.9, max_results=5)
+    assert isinstance(task, avc.Task)
+    assert task.status in ("queued", "processing")
+    assert task.params == {
+        "method": "TM_CCOEFF_NORMED", "threshold": 0.9, "max_results": 5, "use_grayscale": True,
+    }
+    assert task.input_files == [f"uploads/{task.uid}/scene.png", f"uploads/{task.uid}/icon.png"]
+    seen: list[str] = []
+    done = client.wait(task.uid, timeout=60, on_update=lambda t: seen.append(t.status))
+    _assert_template_done(done)
+    assert seen[-1] == "done" and done.finished
+    assert done.created_at is not None and done.updated_at >= done.created_at  # type: ignore[operator]
+
+    saved = client.download(done, tmp_path / "out", inputs=True)
+    assert saved == [
+        tmp_path / "out" / "matches.png", tmp_path / "out" / "heatmap.png",
+        tmp_path / "out" / "inputs" / "scene.png", tmp_path / "out" / "inputs" / "icon.png",
+    ]
+    assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in saved)
+    assert saved[2].read_bytes() == files["scene"].read_bytes()
+    assert not list((tmp_path / "out").rglob("*.part"))
+
+
+def test_inputs_as_bytes_file_objects_and_named_pairs(
+    client: avc.Client, files: dict[str, Path]
+) -> None:
+    scene, icon = files["scene"].read_bytes(), files["icon"].read_bytes()
+    with files["icon"].open("rb") as icon_file:
+        task = client.match_template(scene, icon_file, use_grayscale=False)
+    assert task.input_files == [f"uploads/{task.uid}/image.png", f"uploads/{task.uid}/icon.png"]
+    assert task.params["use_grayscale"] is False
+    named = client.match_template(("shot.png", io.BytesIO(scene)), ("i.png", icon))
+    assert named.input_files == [f"uploads/{named.uid}/shot.png", f"uploads/{named.uid}/i.png"]
+    for uid in (task.uid, named.uid):
+        _assert_template_done(client.wait(uid, timeout=60))
+    with pytest.raises(TypeError, match="binary mode"), files["icon"].open("r") as text:
+        client.match_template(scene, text)  # type: ignore[arg-type]
+
+
+def test_template_round_trip_async(server: ServeProcess, files: dict[str, Path],
+                                   tmp_path: Path) -> None:
+    async def scenario() -> tuple[avc.Task, list[Path]]:
+        async with avc.AsyncClient(server.base_url) as client:
+            task = await client.match_template(files["scene"], files["icon"], threshold=0.9)
+            done = await client.wait(task, timeout=60)
+            return done, await client.download(done.uid, tmp_path)
+
+    done, saved = run(scenario())
+    _assert_template_done(done)
+    assert [p.name for p in saved] == ["matches.png", "heatmap.png"]
+    assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in saved)
+
+
+# -- chains
+
+
+def _assert_chain_found_at_step_2(task: avc.Task, saved: list[Path], dest: Path) -> None:
+    assert task.status == "done", task.error
+    assert task.tool == "chain"
+    assert task.result_data["chain_result"] == "found"
+    assert task.result_data["completed_step"] == 2
+    assert dest / "step1" / "matches.png" in saved
+    assert dest / "step2" / "heatmap.png" in saved
+    assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in saved)
+
+
+def test_chain_round_trip(client: avc.Client, files: dict[str, Path], tmp_path: Path) -> None:
+    done = client.wait(client.match_chain(files["faint"], files["patch"], CHAIN_STEPS), timeout=60)
+    _assert_chain_found_at_step_2(done, client.download(done, tmp_path), tmp_path)
+
+
+def test_chain_round_trip_async(server: ServeProcess, files: dict[str, Path],
+                                tmp_path: Path) -> None:
+    async def scenario() -> tuple[avc.Task, list[Path]]:
+        async with avc.AsyncClient(server.base_url) as client:
+            steps_text = '[{"tool": "template", "params": {"threshold": 0.95}},' \
+                         ' {"tool": "template", "params": {"threshold": 0.7}}]'
+            task = await client.match_chain(files["faint"], files["patch"], steps_text)
+            done = await client.wait(task, timeout=60)
+            return done, await client.download(done, tmp_path)
+
+    done, saved = run(scenario())
+    _assert_chain_found_at_step_2(done, saved, tmp_path)
+
+
+# -- feature and surface (run once the server offers them)
+
+
+def test_feature_round_trip(server: ServeProcess, client: avc.Client, files: dict[str, Path],
+                            tmp_path: Path) -> None:
+    skip_unless_route(server, "feature")
+    task = client.match_feature(files["crop"], files["faint"], detector="ORB", max_matches=50)
+    assert task.params["detector"] == "ORB"
+    done = client.wait(task, timeout=60)
+    assert done.status == "done", done.error
+    assert done.result_data["good_matches"] > 10
+    saved = client.download(done, tmp_path)
+    assert [p.name for p in saved] == ["matches.png"]
+
+    async def scenario() -> avc.Task:
+        async with avc.AsyncClient(server.base_url) as ac:
+            return await ac.wait(await ac.match_feature(files["crop"], files["faint"]), timeout=60)
+
+    assert run(scenario()).status == "done"
+
+
+def test_surface_round_trip(server: ServeProcess, client: avc.Client, files: dict[str, Path],
+                            tmp_path: Path) -> None:
+    skip_unless_route(server, "surface")
+    task = client.match_surface(files["model_ply"], files["scene_ply"], num_angles=12)
+    assert task.input_files[0].endswith("model.ply")
+    done = client.wait(task, timeout=120)
+    assert done.status == "done", done.error
+    assert done.result_data["poses_found"] >= 1
+    translation = [row[3] for row in done.result_data["pose"][:3]]
+    np.testing.assert_allclose(translation, SURFACE_SHIFT, atol=0.05)
+    client.download(done, tmp_path)
+
+    async def scenario() -> avc.Task:
+        async with avc.AsyncClient(server.base_url) as ac:
+            model, scene = surface_pair()
+            return await ac.wait(await ac.match_surface(model, scene, use_icp=False), timeout=120)
+
+    assert run(scenario()).status == "done"
+
+
+# -- errors
+
+
+def test_422_carries_the_servers_details(client: avc.Client, files: dict[str, Path]) -> None:
+    with pytest.raises(avc.InvalidRequest) as caught:
+        client.match_template(files["scene"], files["icon"], threshold=3)
+    exc = caught.value
+    assert exc.status_code == 422
+    assert exc.errors[0]["loc"] == ["body", "threshold"]
+    assert exc.errors[0]["input"] == "3"
+    assert exc.message == f"threshold: {exc.errors[0]['msg']}"
+    assert "less than or equal to 1" in str(exc)
+
+    with pytest.raises(avc.InvalidRequest, match="image: not a PNG, JPEG, BMP or TIFF image"):
+        client.match_template(b"\x00 not an image at all", files["icon"])
+    with pytest.raises(avc.InvalidRequest, match="step 1"):
+        client.match_chain(files["scene"], files["icon"], [{"tool": "template",
+                                                             "params": {"threshold": 9}}])
+    with pytest.raises(avc.InvalidRequest, match="bogus"):
+        client.match_template(files["scene"], files["icon"], bogus=1)
+
+
+def test_404_carries_the_servers_message(client: avc.Client, tmp_path: Path) -> None:
+    with pytest.raises(avc.NotFound) as caught:
+        client.get_task("no-such-task")
+    assert caught.value.status_code == 404
+    assert caught.value.message == "Task not found"
+    with pytest.raises(avc.NotFound, match="Task not found"):
+        client.wait("no-such-task")
+    with pytest.raises(avc.NotFound, match="Webhook not found"):
+        client.delete_webhook("wh_missing")
+    with pytest.raises(avc.NotFound, match="Webhook not found"):
+        client.webhook_deliveries("wh_missing")
+
+
+def test_404_async(server: ServeProcess) -> None:
+    async def scenario() -> None:
+        async with avc.AsyncClient(server.base_url) as client:
+            await client.get_task("no-such-task")
+
+    with pytest.raises(avc.NotFound, match="Task not found"):
+        run(scenario())
+
+
+def test_wait_raises_with_the_tasks_error(client: avc.Client, files: dict[str, Path]) -> None:
+    task = client.match_template(files["broken"], files["icon"])
+    with pytest.raises(avc.TaskFailed) as caught:
+        client.wait(task, timeout=60)
+    failed = caught.value.task
+    assert failed.status == "error"
+    assert failed.error and "could not decode" in failed.error
+    assert str(caught.value) == failed.error
+    assert client.wait(task, timeout=60, raise_on_error=False).status == "error"
+
+
+def test_wait_raises_with_the_tasks_error_async(server: ServeProcess,
+                                                files: dict[str, Path]) -> None:
+    async def scenario() -> None:
+        async with avc.AsyncClient(server.base_url) as client:
+            await client.wait(await client.match_template(files["broken"], files["icon"]), 60)
+
+    with pytest.raises(avc.TaskFailed, match="could not decode"):
+        run(scenario())
+
+
+def test_wait_timeout(client: avc.Client, files: dict[str, Path]) -> None:
+    task = client.match_template(files["scene"], files["icon"])
+    with pytest.raises(avc.WaitTimeout) as caught:
+        client.wait(task, timeout=0)
+    assert isinstance(caught.value, TimeoutError)
+    assert caught.value.task.uid == task.uid
+    assert caught.value.task.status in ("queued", "processing")
+    client.wait(task, timeout=60)
+
+
+def test_unreachable_server_is_a_transport_error() -> None:
+    with avc.Client(f"http://127.0.0.1:{free_port()}") as client, pytest.raises(
+        avc.TransportError, match="could not talk to"
+    ):
+        client.list_tasks()
+
+
+# -- tasks, settings, webhooks
+
+
+def test_list_tasks(client: avc.Client, files: dict[str, Path]) -> None:
+    newest = client.match_template(files["scene"], files["icon"])
+    page = client.list_tasks(limit=2)
+    assert page.total >= 1 and len(page.tasks) <= 2
+    assert page.tasks[0].uid == newest.uid
+    with pytest.raises(avc.InvalidRequest, match="limit"):
+        client.list_tasks(limit=500)
+
+
+def test_settings(client: avc.Client) -> None:
+    before = client.get_settings("template")
+    assert before.tool == "template" and set(before.params) == set(TOOLS["template"].params.model_fields)
+    try:
+        after = client.update_settings("template", threshold=0.85, use_grayscale=False)
+        assert after.params == {**before.params, "threshold": 0.85, "use_grayscale": False}
+        assert client.get_settings("template") == after
+        with pytest.raises(avc.InvalidRequest, match="threshold"):
+            client.update_settings("template", threshold=0)
+    finally:
+        client.update_settings("template", **before.params)
+
+    async def scenario() -> avc.ToolSettings:
+        async with avc.AsyncClient(client.base_url) as ac:
+            return await ac.update_settings("feature", **(await ac.get_settings("feature")).params)
+
+    assert run(scenario()).tool == "feature"
+
+
+def test_webhooks(client: avc.Client) -> None:
+    hook = client.add_webhook("http://127.0.0.1:9/hook", secret="s3cret")
+    try:
+        assert hook.id.startswith("wh_") and hook.url == "http://127.0.0.1:9/hook"
+        assert hook in client.list_webhooks()
+        assert isinstance(client.webhook_deliveries(hook.id), list)
+        with pytest.raises(avc.InvalidRequest, match="url must be an http"):
+            client.add_webhook("ftp://example.com")
+    finally:
+        client.delete_webhook(hook.id)
+    assert hook not in client.list_webhooks()
+
+    async def scenario() -> list[avc.Webhook]:
+        async with avc.AsyncClient(client.base_url) as ac:
+            added = await ac.add_webhook("http://127.0.0.1:9/other")
+            listed = await ac.list_webhooks()
+            await ac.delete_webhook(added.id)
+            return [h for h in listed if h.id == added.id]
+
+    assert len(run(scenario())) == 1
+
+
+# -- batch (the CLI's --batch builds on it)
+
+
+def test_match_many_reports_every_input(server: ServeProcess, files: dict[str, Path],
+                                        tmp_path: Path) -> None:
+    inputs: list[avc.FileInput] = [files["scene"], files["broken"], b"junk", files["scene"]]
+
+    async def scenario() -> list[avc.BatchResult]:
+        async with avc.AsyncClient(server.base_url) as client:
+            return [r async for r in client.match_many(
+                "template", inputs, files["icon"], concurrency=2, download_dir=tmp_path,
+                threshold=0.9,
+            )]
+
+    results = sorted(run(scenario()), key=lambda r: r.input)
+    outcomes = sorted((r.input, r.ok) for r in results)
+    assert outcomes == sorted([
+        (str(files["scene"]), True), (str(files["scene"]), True),
+        (str(files["broken"]), False), ("input[2]", False),
+    ])
+    junk = next(r for r in results if r.input == "input[2]")
+    assert junk.task is None and junk.to_json()["status_code"] == 422
+    broken = next(r for r in results if r.input == str(files["broken"]))
+    assert broken.task is not None and "could not decode" in (broken.error or "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene", "scene-2"]
+    assert (tmp_path / "scene-2" / "heatmap.png").exists()
+
+
+# -- the module itself
+
+
+def test_client_imports_nothing_else_from_aerovision() -> None:
+    tree = ast.parse(Path(avc.__file__).read_text())
+    imported = {
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not [name for name in imported if name.startswith("aerovision")]
+
+
+def test_tool_inputs_match_the_service() -> None:
+    for tool, spec in TOOLS.items():
+        assert avc.TOOL_INPUTS[tool] == spec.inputs
+
+
+def test_api_key_is_sent_as_bearer_token() -> None:
+    receiver = Receiver().start()
+    try:
+        url = f"http://127.0.0.1:{receiver.port}"
+        # the receiver's "ok" is not a webhook: an unexpected answer
+        with avc.Client(url, api_key="k-123") as client, pytest.raises(avc.AeroVisionError):
+            client.add_webhook("http://example.com/x")
+        (request,) = receiver.received
+        assert request.headers["Authorization"] == "Bearer k-123"
+    finally:
+        receiver.stop()
+
+
+def test_form_values_and_file_names() -> None:
+    call = avc._build_match("template", b"\x89PNG\r\n\x1a\nrest", b"BMrest",
+                            {"use_grayscale": True, "threshold": 0.5, "method": None})
+    assert call.data == {"use_grayscale": "true", "threshold": "0.5"}
+    assert call.files is not None
+    assert call.files["image"][0] == "image.png" and call.files["template"][0] == "template.bmp"
+    with pytest.raises(ValueError, match="tool must be one of"):
+        avc._build_match("nope", b"", b"", {})
+    task = avc.Task.from_json({"uid": "u", "status": "done", "result_files": ["results/x/../a"]})
+    with pytest.raises(avc.AeroVisionError, match="unexpected path"):
+        avc._download_plan(task, "out", inputs=False)
