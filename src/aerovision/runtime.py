@@ -23,11 +23,10 @@ log = logging.getLogger(__name__)
 WORKER_RESTART_DELAY_S = 1.0
 """Pause before a worker process that died is started again."""
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+def configure_logging(settings: Settings) -> None:
+    from aerovision.observability import configure_logging as configure
 
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
+    configure(settings.log_level, settings.log_format)
 
 
 def _prepare_opencv_env(settings: Settings) -> None:
@@ -37,7 +36,7 @@ def _prepare_opencv_env(settings: Settings) -> None:
 
 def run_worker(settings: Settings) -> None:
     """Run one worker in this process until SIGTERM/SIGINT."""
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     _prepare_opencv_env(settings)
     import cv2  # loaded once here, so each forked task starts without import cost
 
@@ -149,7 +148,7 @@ def run(
     from aerovision.notifier import Notifier
     from aerovision.store.db import migrate as run_migrations
 
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     _prepare_opencv_env(settings)
     if migrate:
         run_migrations(settings.db_url)
@@ -205,6 +204,8 @@ def _serve_http(settings: Settings, services: object) -> None:
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            log_config=None,  # keep our logging (request ids, JSON)
+            access_log=False,  # the API logs requests itself, with keys redacted
             timeout_graceful_shutdown=5,
         )
     )
@@ -220,7 +221,7 @@ def prepare(settings: Settings) -> None:
     from aerovision.api.services import Services
     from aerovision.store.db import migrate as run_migrations
 
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     run_migrations(settings.db_url)
     services = Services.open(settings)
