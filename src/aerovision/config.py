@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -117,6 +118,19 @@ class Settings(BaseSettings):
         0, ge=0, description="Threads OpenCV may use inside one task (0: OpenCV's default)."
     )
     log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or one JSON object per line."
+    )
+    api_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated API keys; when set, every route but /health needs one "
+        "(Authorization: Bearer <key>, X-API-Key: <key>, or ?api_key=<key>).",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins allowed to call the API from a browser "
+        "(* for any); default: same origin only.",
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -162,6 +176,17 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MiB)
+
+    @property
+    def api_key_list(self) -> list[str]:
+        """The configured API keys (empty: access control is off)."""
+        if self.api_keys is None:
+            return []
+        return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
 
 @lru_cache(maxsize=1)

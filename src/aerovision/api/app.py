@@ -9,7 +9,10 @@ from fastapi import FastAPI
 
 from aerovision import __version__
 from aerovision.api import errors
+from fastapi.middleware.cors import CORSMiddleware
+
 from aerovision.api.limits import BodySizeLimit
+from aerovision.api.middleware import RequestContext
 from aerovision.api.routes import files, match, settings, system, tasks, webhooks
 from aerovision.api.services import Services
 from aerovision.config import Settings, get_settings
@@ -50,6 +53,15 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         max_bytes=2 * config.max_upload_bytes + FORM_FIELDS_BYTES,
         setting="AEROVISION_MAX_UPLOAD_MB, per file",
     )
+    if config.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origin_list,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "X-Request-Id", "Content-Type"],
+            expose_headers=["X-Request-Id"],
+        )
+    app.add_middleware(RequestContext, api_keys=config.api_key_list)  # outermost
     errors.install(app)
     for module in (match, tasks, settings, webhooks, files, system):
         app.include_router(module.router)

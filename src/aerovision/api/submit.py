@@ -18,6 +18,7 @@ from aerovision.api.schemas import TaskOut
 from aerovision.api.services import Services
 from aerovision.engine.errors import InputError
 from aerovision.engine.imageio import sniff_image
+from aerovision.observability import REQUEST_ID
 from aerovision.store import tasks as task_store
 from aerovision.store.files import sanitize_filename, thumbnail_name, unique_name
 
@@ -123,6 +124,7 @@ def submit(
         params=params,
         input_files=input_files,
         thumbnails=thumbnails,
+        request_id=REQUEST_ID.get(),
     )
     try:
         services.queue.enqueue(uid)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from aerovision.config import Settings
 from aerovision.jobs.executor import Limits, Outcome, run_isolated
 from aerovision.jobs.queue import Queue
+from aerovision.observability import REQUEST_ID
 from aerovision.jobs.runners import Job, RunResult, run_job
 from aerovision.params import input_fields
 from aerovision.store import tasks as task_store
@@ -87,6 +88,7 @@ class Worker:
 
     def process(self, uid: str) -> None:
         """Run one claimed task and record how it ended. Never raises."""
+        token = REQUEST_ID.set(None)
         try:
             self._process(uid)
         except Exception:
@@ -97,6 +99,7 @@ class Worker:
                 log.exception("worker %s: could not release %s (the reaper will)", self.id, uid)
         finally:
             self._current = None
+            REQUEST_ID.reset(token)
 
     def _process(self, uid: str) -> None:
         task = task_store.start_attempt(self.db, uid, self.id)
@@ -104,6 +107,8 @@ class Worker:
             self.queue.ack(uid)
             return
         self._current = uid
+        REQUEST_ID.set(task.request_id)
+        log.info("task %s (%s) started, attempt %d", uid, task.tool, task.attempts)
         job = Job(
             uid=task.uid,
             tool=task.tool,

@@ -29,6 +29,7 @@ class Task:
     result_data: dict[str, Any]
     error: str | None
     attempts: int
+    request_id: str | None = None
 
     @classmethod
     def from_row(cls, row: TaskRow) -> Task:
@@ -45,6 +46,7 @@ class Task:
             result_data=dict(row.result_data),
             error=row.error,
             attempts=row.attempts,
+            request_id=row.request_id,
         )
 
 
@@ -56,6 +58,7 @@ def create_task(
     params: dict[str, Any],
     input_files: list[str],
     thumbnails: list[str],
+    request_id: str | None = None,
 ) -> Task:
     """Insert a new ``queued`` task (before its uid is enqueued)."""
     now = utcnow()
@@ -72,6 +75,7 @@ def create_task(
         result_data={},
         error=None,
         attempts=0,
+        request_id=request_id,
     )
     with db.write() as session:
         session.add(row)
@@ -116,7 +120,7 @@ def start_attempt(db: Database, uid: str, worker_id: str) -> Task | None:
         row.status = TaskStatus.PROCESSING.value
         row.attempts += 1
         row.worker_id = worker_id
-        row.updated_at = utcnow()
+        row.updated_at = row.started_at = utcnow()
         return Task.from_row(row)
 
 
@@ -139,6 +143,7 @@ def finish_task(
     values: dict[str, Any] = {
         "status": status.value,
         "updated_at": now,
+        "finished_at": now,
         "error": error,
         "worker_id": None,
     }

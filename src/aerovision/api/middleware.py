@@ -1,0 +1,123 @@
+"""Per-request context: request id, access log with keys redacted, API keys."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aerovision.observability import REQUEST_ID, request_id_from
+
+log = logging.getLogger("aerovision.access")
+
+OPEN_PATHS = frozenset({"/health"})
+"""Routes that answer without an API key."""
+
+KEY_PARAM = "api_key"
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _redacted_query(query: str) -> str:
+    if not query:
+        return ""
+    pairs = [(k, "***" if k == KEY_PARAM else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+    return "?" + urlencode(pairs)
+
+
+def _given_key(scope: Scope) -> str | None:
+    auth = _header(scope, b"authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    header = _header(scope, b"x-api-key")
+    if header:
+        return header.strip()
+    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
+        if key == KEY_PARAM:
+            return value
+    return None
+
+
+def key_is_valid(given: str | None, keys: list[str]) -> bool:
+    """Constant-time comparison against every configured key."""
+    if not given:
+        return False
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given.encode(), key.encode())
+    return found
+
+
+class RequestContext:
+    """Outermost middleware: ``X-Request-Id`` in and out, one access-log line per
+    request (query ``api_key`` redacted; keys never logged), and 401 without a
+    valid key when keys are configured."""
+
+    def __init__(self, app: ASGIApp, *, api_keys: list[str]) -> None:
+        self.app = app
+        self.api_keys = api_keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(_header(scope, b"x-request-id"))
+        token = REQUEST_ID.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            if self.api_keys and scope["path"] not in OPEN_PATHS and not key_is_valid(
+                _given_key(scope), self.api_keys
+            ):
+                await _unauthorized(send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "%s %s%s %d %.1f ms",
+                scope["method"],
+                scope["path"],
+                _redacted_query(scope.get("query_string", b"").decode("latin-1")),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+            REQUEST_ID.reset(token)
+
+
+async def _unauthorized(send: Send) -> None:
+    body = json.dumps(
+        {"detail": "Missing or invalid API key: send Authorization: Bearer <key>, "
+         "X-API-Key: <key>, or ?api_key=<key>"}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="aerovision"'),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
