@@ -32,6 +32,12 @@ class ToolParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class StrictToolParams(ToolParams):
+    """JSON bodies: values must already have their type (ints are fine as floats)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
 class TemplateParams(ToolParams):
     method: TemplateMethod = Field(
         "TM_CCOEFF_NORMED",
@@ -148,19 +154,22 @@ def defaults(tool: str) -> dict[str, Any]:
 
 
 @cache
-def partial_model(params: type[ToolParams]) -> type[ToolParams]:
+def partial_model(params: type[ToolParams], *, strict: bool = False) -> type[ToolParams]:
     """The same fields as ``params``, all optional (``None`` = not given).
 
     Used for request fields and ``PUT /settings`` bodies: the same ranges apply,
     fields left out keep their current value, unknown fields are rejected.
+    ``strict`` is for JSON bodies, where a value must already have its type
+    (``true``, not ``"true"`` or ``1``); form fields are text and are parsed.
     """
     fields: dict[str, Any] = {}
     for name, info in params.model_fields.items():
         optional = FieldInfo.merge_field_infos(info, default=None)
         fields[name] = (info.annotation | None, optional)
+    base = StrictToolParams if strict else ToolParams
     return create_model(  # type: ignore[no-any-return]
-        f"{params.__name__}Update",
-        __base__=ToolParams,
+        f"{params.__name__}{'Update' if strict else 'Fields'}",
+        __base__=base,
         __doc__=f"Any subset of {params.__name__}'s fields.",
         **fields,
     )
@@ -253,7 +262,7 @@ def parse_steps(
             problems += error((index, "params"), f"{label}: params must be an object", given).errors
             continue
         try:
-            partial_model(TOOLS[tool].params).model_validate(given)
+            partial_model(TOOLS[tool].params, strict=True).model_validate(given)
             effective = merge(tool, current(tool), given)
         except ValidationError as exc:
             for item in exc.errors():

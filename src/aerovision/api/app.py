@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from aerovision.api.limits import BodySizeLimit
 from aerovision.api.middleware import RequestContext
-from aerovision.api.routes import files, match, settings, system, tasks, webhooks
+from aerovision.api.routes import files, match, metrics, settings, system, tasks, webhooks
 from aerovision.api.services import Services
 from aerovision.config import Settings, get_settings
 
@@ -53,7 +53,8 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         max_bytes=2 * config.max_upload_bytes + FORM_FIELDS_BYTES,
         setting="AEROVISION_MAX_UPLOAD_MB, per file",
     )
-    if config.cors_origin_list:
+    app.add_middleware(RequestContext, api_keys=config.api_key_list)
+    if config.cors_origin_list:  # outermost: preflights carry no key and get answered here
         app.add_middleware(
             CORSMiddleware,
             allow_origins=config.cors_origin_list,
@@ -61,8 +62,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
             allow_headers=["Authorization", "X-API-Key", "X-Request-Id", "Content-Type"],
             expose_headers=["X-Request-Id"],
         )
-    app.add_middleware(RequestContext, api_keys=config.api_key_list)  # outermost
     errors.install(app)
-    for module in (match, tasks, settings, webhooks, files, system):
+    for module in (match, tasks, settings, webhooks, files, system, metrics):
         app.include_router(module.router)
     return app

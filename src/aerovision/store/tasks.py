@@ -199,3 +199,33 @@ def unfinished_since(db: Database, older_than_s: float, limit: int = 500) -> lis
             .limit(limit)
         ).all()
         return [Task.from_row(r) for r in rows]
+
+
+def duration_histogram(
+    db: Database, buckets: tuple[float, ...]
+) -> dict[str, tuple[list[int], int, float]]:
+    """Per tool: cumulative counts of finished tasks whose last attempt took ≤ each
+    bucket (seconds), the total count and the sum of durations."""
+    if db.is_sqlite:
+        seconds = (func.julianday(TaskRow.finished_at) - func.julianday(TaskRow.started_at)) * 86400.0
+    else:
+        seconds = func.extract("epoch", TaskRow.finished_at - TaskRow.started_at)
+    columns = [func.sum(case((seconds <= b, 1), else_=0)) for b in buckets]
+    query = (
+        select(TaskRow.tool, func.count(), func.sum(seconds), *columns)
+        .where(TaskRow.finished_at.is_not(None), TaskRow.started_at.is_not(None))
+        .group_by(TaskRow.tool)
+    )
+    with db.read() as session:
+        return {
+            tool: ([int(c or 0) for c in counts], int(total), float(total_s or 0.0))
+            for tool, total, total_s, *counts in session.execute(query)
+        }
+
+
+def count_by_tool_and_status(db: Database) -> dict[tuple[str, str], int]:
+    with db.read() as session:
+        rows = session.execute(
+            select(TaskRow.tool, TaskRow.status, func.count()).group_by(TaskRow.tool, TaskRow.status)
+        )
+        return {(tool, status): n for tool, status, n in rows}

@@ -175,3 +175,15 @@ def list_deliveries(db: Database, webhook_id: str, limit: int = 50) -> list[Deli
             .limit(limit)
         )
         return [Delivery.from_row(r) for r in rows]
+
+
+def count_by_status(db: Database) -> dict[str, int]:
+    from sqlalchemy import func
+
+    with db.read() as session:
+        rows = session.execute(
+            select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+        )
+        counts = {s.value: 0 for s in DeliveryStatus}
+        counts.update({status: n for status, n in rows})
+        return counts

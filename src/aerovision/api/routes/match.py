@@ -16,6 +16,7 @@ from aerovision.store.settings import get_tool_settings
 router = APIRouter(prefix="/api/v1/match", tags=["match"])
 
 SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "The multipart body could not be parsed."},
     413: {"model": Message, "description": "An uploaded file is over the size limit."},
 }
 

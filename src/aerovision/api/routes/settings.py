@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body
 
 from aerovision.api.deps import ServicesDep
 from aerovision.api.errors import field_error
-from aerovision.api.schemas import ToolSettingsOut
+from aerovision.api.schemas import Message, ToolSettingsOut
 from aerovision.params import TOOLS, partial_model
 from aerovision.store.settings import get_tool_settings, update_tool_settings
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
 
 def _routes_for(tool: str) -> None:
-    update_model: Any = partial_model(TOOLS[tool].params)
+    update_model: Any = partial_model(TOOLS[tool].params, strict=True)
 
     def read(services: ServicesDep) -> ToolSettingsOut:
         return ToolSettingsOut(tool=tool, params=get_tool_settings(services.db, tool))
@@ -43,7 +43,12 @@ def _register(fn: Callable[..., ToolSettingsOut], method: str, tool: str, summar
         "shared by every process."
     )
     fn.__doc__ = doc
-    getattr(router, method)(f"/{tool}", summary=summary)(fn)
+    responses: dict[int | str, dict[str, Any]] = (
+        {400: {"model": Message, "description": "The body is not JSON (or not UTF-8)."}}
+        if method == "put"
+        else {}
+    )
+    getattr(router, method)(f"/{tool}", summary=summary, responses=responses)(fn)
 
 
 for _tool in TOOLS:

@@ -12,11 +12,14 @@ from aerovision.store import tasks as task_store
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
+MAX_OFFSET = 1_000_000_000
+"""Largest ``offset`` accepted (beyond any real table; keeps SQL integers in range)."""
+
 
 @router.get("", summary="List tasks, newest first")
 def list_tasks(
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0, description="Tasks to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Tasks to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size, 1–200.")] = 50,
 ) -> TaskList:
     total, tasks = task_store.list_tasks(services.db, offset=offset, limit=limit)

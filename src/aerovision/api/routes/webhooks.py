@@ -18,7 +18,12 @@ def _out(hook: webhook_store.Webhook) -> WebhookOut:
     return WebhookOut(id=hook.id, url=hook.url, created_at=hook.created_at)
 
 
-@router.post("", status_code=201, summary="Register a webhook")
+@router.post(
+    "",
+    status_code=201,
+    summary="Register a webhook",
+    responses={400: {"model": Message, "description": "The body is not JSON (or not UTF-8)."}},
+)
 def create_webhook(body: WebhookIn, services: ServicesDep) -> WebhookOut:
     """Every task that ends (done or error) from now on is POSTed to `url`."""
     return _out(webhook_store.create_webhook(services.db, body.url, body.secret))
