@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import cv2
 import numpy as np
 from skimage import data as skdata
@@ -59,3 +62,31 @@ def scene_with_degraded_patch(*, blur: float = 1.5, noise: float = 12.0, seed: i
     degraded += rng.normal(0, noise, patch.shape)
     scene[200:248, 300:348] = np.clip(degraded, 0, 255).astype(np.uint8)
     return scene, patch, (300, 200)
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_header(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    """A PNG signature and IHDR claiming ``width``×``height``, and nothing else."""
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A tiny but valid grey PNG of width×height black pixels (a decompression bomb)."""
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)
+    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    return png_header(width, height, colour=0) + png_chunk(b"IDAT", body) + png_chunk(b"IEND", b"")
+
+
+def jpeg_with_orientation(image: np.ndarray, orientation: int) -> bytes:
+    """A JPEG whose APP1 EXIF block says ``orientation`` (hand-made, little-endian TIFF)."""
+    jpeg = encode(image, ".jpg")
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
+    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    return jpeg[:2] + app1 + jpeg[2:]

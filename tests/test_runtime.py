@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import requests
 
-from tests.images import encode, scene_with_patch
+from tests.images import encode, png_bomb, scene_with_patch
 from tests.server import ServeProcess, children_of
 
 
@@ -129,23 +127,10 @@ def test_worker_killed_mid_task_is_recovered_by_the_reaper(
         server.stop()
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A tiny but valid PNG of width×height black pixels (a decompression bomb)."""
-    raw_row = b"\x00" + b"\x00" * width
-    compressor = zlib.compressobj(9)
-    body = b"".join(compressor.compress(raw_row) for _ in range(height)) + compressor.flush()
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-
-
 def test_huge_png_is_a_task_error_and_the_worker_keeps_serving(
     tmp_path: Path, fresh_backend: dict[str, str]
 ) -> None:
-    bomb = _png_header_only(20000, 20000)
+    bomb = png_bomb(20000, 20000)
     assert len(bomb) < 1_000_000  # a few hundred KB
     server = ServeProcess(tmp_path / "data", workers=1, env=fresh_backend).start()
     try:

@@ -6,7 +6,6 @@ import struct
 import subprocess
 import sys
 import tracemalloc
-import zlib
 from typing import Any
 
 import cv2
@@ -24,6 +23,7 @@ from aerovision.engine.imageio import (
     make_thumbnail,
     sniff_image,
 )
+from tests.images import jpeg_with_orientation, png_chunk, png_header
 
 Image = npt.NDArray[np.uint8]
 LIMIT = 100_000_000
@@ -34,25 +34,6 @@ def _encode(image: npt.NDArray[np.integer[Any] | np.floating[Any]], ext: str) ->
     ok, buf = cv2.imencode(ext, image)
     assert ok
     return bytes(buf.tobytes())
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def _png_header(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
-    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-
-
-def _jpeg_with_orientation(image: Image, orientation: int) -> bytes:
-    """A JPEG whose APP1 EXIF block says `orientation` (hand-made, little-endian TIFF)."""
-    jpeg = _encode(image, ".jpg")
-    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1)
-    tiff += struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 0)
-    payload = b"Exif\x00\x00" + tiff
-    app1 = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
-    return jpeg[:2] + app1 + jpeg[2:]
 
 
 def _bmp24(image: Image, *, top_down: bool, core: bool = False) -> bytes:
@@ -110,11 +91,11 @@ def test_sniff_accepts_buffers(photo: Image) -> None:
 
 @pytest.mark.parametrize("depth,colour", [(16, 0), (1, 0), (8, 3), (16, 6), (8, 4)])
 def test_sniff_png_variants(depth: int, colour: int) -> None:
-    assert sniff_image(_png_header(7, 5, depth, colour)) == ImageInfo("png", 7, 5)
+    assert sniff_image(png_header(7, 5, depth, colour)) == ImageInfo("png", 7, 5)
 
 
 def test_sniff_huge_png_header_and_refuse_it_before_decoding() -> None:
-    data = _png_header(40000, 40000) + _chunk(b"IEND", b"")
+    data = png_header(40000, 40000) + png_chunk(b"IEND", b"")
     assert sniff_image(data) == ImageInfo("png", 40000, 40000)
     tracemalloc.start()
     try:
@@ -130,8 +111,8 @@ def test_sniff_huge_png_header_and_refuse_it_before_decoding() -> None:
 
 
 def test_sniff_jpeg_exif_orientation_swaps_size(photo: Image) -> None:
-    assert sniff_image(_jpeg_with_orientation(photo, 6)) == ImageInfo("jpeg", 60, 90)
-    assert sniff_image(_jpeg_with_orientation(photo, 3)) == ImageInfo("jpeg", 90, 60)
+    assert sniff_image(jpeg_with_orientation(photo, 6)) == ImageInfo("jpeg", 60, 90)
+    assert sniff_image(jpeg_with_orientation(photo, 3)) == ImageInfo("jpeg", 90, 60)
 
 
 def test_sniff_jpeg_fill_bytes_and_standalone_markers(photo: Image) -> None:
@@ -185,9 +166,9 @@ def test_text_renamed_png() -> None:
 @pytest.mark.parametrize(
     ("data", "pattern"),
     [
-        (_png_header(0, 10), "zero size"),
-        (_png_header(10, 10)[:-1] + b"\x00", "checksum"),
-        (_png_header(10, 10)[:20], "corrupt PNG header"),
+        (png_header(0, 10), "zero size"),
+        (png_header(10, 10)[:-1] + b"\x00", "checksum"),
+        (png_header(10, 10)[:20], "corrupt PNG header"),
         (b"\x89PN", "corrupt PNG header"),
         (b"\xff\xd8\xff\xda\x00\x02", "no frame header"),
         (b"BM" + b"\x00" * 12 + struct.pack("<I", 99), "unknown info header size"),
@@ -221,7 +202,7 @@ def _fuzz_cases(valid: list[bytes]) -> list[bytes]:
 
 def test_fuzz_sniff_only_raises_input_error(photo: Image) -> None:
     valid = [_encode(photo, ext) for ext in EXTENSIONS.values()]
-    valid += [_jpeg_with_orientation(photo, 6), _bigtiff_header(9, 9), _bmp24(photo, top_down=True)]
+    valid += [jpeg_with_orientation(photo, 6), _bigtiff_header(9, 9), _bmp24(photo, top_down=True)]
     for data in _fuzz_cases(valid):
         try:
             info = sniff_image(data)
@@ -291,7 +272,7 @@ def test_float_tiff_is_scaled() -> None:
 
 
 def test_jpeg_exif_orientation_is_applied(photo: Image) -> None:
-    data = _jpeg_with_orientation(photo, 6)  # 6: rotate 90° clockwise to display
+    data = jpeg_with_orientation(photo, 6)  # 6: rotate 90° clockwise to display
     image = decode_image(data, max_pixels=LIMIT)
     assert image.shape == (90, 60, 3)
     expected = cv2.rotate(photo, cv2.ROTATE_90_CLOCKWISE)
@@ -338,7 +319,7 @@ def test_imageio_imports_without_opencv() -> None:
     code = (
         "import sys\n"
         "from aerovision.engine.imageio import sniff_image\n"
-        f"info = sniff_image({_png_header(64, 48)!r})\n"
+        f"info = sniff_image({png_header(64, 48)!r})\n"
         "assert (info.width, info.height) == (64, 48), info\n"
         "assert 'cv2' not in sys.modules, 'cv2 was imported'\n"
     )
