@@ -78,3 +78,12 @@ def test_dockerfile_is_slim_non_root_with_a_health_check() -> None:
     assert re.search(r"^FROM python:3\.\d+-slim", text, re.M)
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert "HEALTHCHECK" in text
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"AEROVISION_{name.upper()}" for name in Settings.model_fields
+        if f"AEROVISION_{name.upper()}" not in readme
+    ]
+    assert missing == []
