@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from aerovision import __version__
 from aerovision.api import errors
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from aerovision.api.limits import BodySizeLimit
 from aerovision.api.middleware import RequestContext
@@ -65,4 +66,5 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     errors.install(app)
     for module in (match, tasks, settings, webhooks, files, system, metrics):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=system.WEB_DIR), name="static")
     return app

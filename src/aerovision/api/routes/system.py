@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from aerovision import API_VERSION, __version__
 from aerovision.api.deps import ServicesDep
@@ -74,6 +75,11 @@ def get_version() -> VersionOut:
     )
 
 
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+"""The browser UI (static files shipped in the package)."""
+
+
 @router.get("/", include_in_schema=False)
-def root() -> RedirectResponse:
-    return RedirectResponse("/docs")
+def root() -> FileResponse:
+    """The web UI."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
