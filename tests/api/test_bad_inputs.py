@@ -4,6 +4,7 @@ the next valid task still succeeds."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import cv2
@@ -86,6 +87,10 @@ def test_task_error_with_a_clear_message(server: ServeProcess, case: str) -> Non
     assert task["status"] == "error"
     assert task["error"].startswith("image: ")
     assert message in task["error"]
+    if "AEROVISION_MAX_IMAGE_PIXELS" in message:  # refused before allocating: memory stays small
+        [line] = [x for x in server.log().splitlines() if f"task {task['uid']} error" in x]
+        peak_mb = float(re.search(r"peak memory (\d+) MB", line).group(1))  # type: ignore[union-attr]
+        assert peak_mb < 400
 
 
 def _odd_cases() -> dict[str, tuple[bytes, bytes, Any]]:
