@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 from aerovision import __version__
 from aerovision.api import errors
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.staticfiles import StaticFiles
-
 from aerovision.api.limits import BodySizeLimit
 from aerovision.api.middleware import RequestContext
 from aerovision.api.routes import files, match, metrics, settings, system, tasks, webhooks
@@ -27,6 +28,16 @@ until `status` is `done` or `error`. Result pictures are downloaded at
 
 FORM_FIELDS_BYTES = 1024 * 1024
 """Room for the non-file form fields of one upload request."""
+
+
+class RevalidatedStaticFiles(StaticFiles):
+    """UI assets: browsers revalidate (ETag) on each load, so an upgrade never pairs a
+    new index.html with an old cached script."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def create_app(config: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -66,5 +77,5 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     errors.install(app)
     for module in (match, tasks, settings, webhooks, files, system, metrics):
         app.include_router(module.router)
-    app.mount("/static", StaticFiles(directory=system.WEB_DIR), name="static")
+    app.mount("/static", RevalidatedStaticFiles(directory=system.WEB_DIR), name="static")
     return app

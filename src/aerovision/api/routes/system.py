@@ -82,4 +82,6 @@ WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 @router.get("/", include_in_schema=False)
 def root() -> FileResponse:
     """The web UI."""
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html")
+    return FileResponse(
+        WEB_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"}
+    )
