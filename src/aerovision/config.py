@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest image (width × height) that is decoded; larger → task error.",
     )
+    max_ply_points: int = Field(
+        5_000_000,
+        ge=1,
+        description="Most vertices a PLY file may declare; more → 422 at submission.",
+    )
     task_memory_mb: int = Field(
         4096,
         ge=0,

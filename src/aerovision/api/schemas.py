@@ -95,9 +95,7 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(
-        min_length=8,
         max_length=2048,
-        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+",
         description="http:// or https:// URL that receives a POST per task.",
     )
     secret: str | None = Field(

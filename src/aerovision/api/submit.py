@@ -18,6 +18,7 @@ from aerovision.api.schemas import TaskOut
 from aerovision.api.services import Services
 from aerovision.engine.errors import InputError
 from aerovision.engine.imageio import sniff_image
+from aerovision.engine.ply import sniff_ply
 from aerovision.observability import REQUEST_ID
 from aerovision.store import tasks as task_store
 from aerovision.store.files import sanitize_filename, thumbnail_name, unique_name
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SNIFFERS: dict[str, Callable[[bytes, Services], object]] = {
     "image": lambda data, _services: sniff_image(data),
+    "ply": lambda data, services: sniff_ply(data, max_points=services.settings.max_ply_points),
 }
 """Cheap header checks by input kind (no decoding in the API process)."""
 

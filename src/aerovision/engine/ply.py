@@ -199,7 +199,8 @@ def sniff_ply(data: Buffer, *, max_points: int) -> PlyInfo:
     Examples
     --------
     >>> header = b"ply\\nformat ascii 1.0\\nelement vertex 1\\n"
-    >>> header += b"".join(b"property float %s\\n" % n for n in (b"x", b"y", b"z", b"nx", b"ny", b"nz"))
+    >>> names = (b"x", b"y", b"z", b"nx", b"ny", b"nz")
+    >>> header += b"".join(b"property float %s\\n" % n for n in names)
     >>> sniff_ply(header + b"end_header\\n0 0 0 0 0 1\\n", max_points=10)
     PlyInfo(format='ascii', vertex_count=1, properties=('x', 'y', 'z', 'nx', 'ny', 'nz'))
     """
@@ -245,7 +246,8 @@ def read_ply(data: Buffer, *, max_points: int) -> PointCloud:
     Examples
     --------
     >>> header = b"ply\\nformat ascii 1.0\\nelement vertex 1\\n"
-    >>> header += b"".join(b"property float %s\\n" % n for n in (b"x", b"y", b"z", b"nx", b"ny", b"nz"))
+    >>> names = (b"x", b"y", b"z", b"nx", b"ny", b"nz")
+    >>> header += b"".join(b"property float %s\\n" % n for n in names)
     >>> cloud = read_ply(header + b"end_header\\n1 2 3 0 0 2\\n", max_points=10)
     >>> cloud.points.tolist(), cloud.normals.tolist()
     ([[1.0, 2.0, 3.0]], [[0.0, 0.0, 1.0]])
@@ -423,8 +425,7 @@ def _columns(vertex: _Element) -> tuple[str, ...]:
     for prop in vertex.properties:
         if prop.count_code is not None:
             raise InputError(
-                f"the PLY vertex element has a list property {prop.name!r}, "
-                "which is not supported"
+                f"the PLY vertex element has a list property {prop.name!r}, which is not supported"
             )
     return (*_POSITION, *normal)
 
@@ -511,20 +512,32 @@ def _read_ascii(data: bytes, header: _Header) -> FloatArray:
             f"but the file holds only {max(len(rows), 0):,} vertex lines"
         )
     width = len(vertex.properties)
-    tokens = b" ".join(rows).split()
-    if len(tokens) != vertex.count * width:
-        for i, row in enumerate(rows):
-            if len(row.split()) != width:
-                raise InputError(
-                    f"corrupt PLY file: vertex {i} has {len(row.split())} values, "
-                    f"but the header declares {width} vertex properties"
-                )
+    block = b"\n".join(rows)
+    counts = _tokens_per_line(block, vertex.count)
+    bad = np.flatnonzero(counts != width)
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(
+            f"corrupt PLY file: vertex {i} has {int(counts[i])} values, "
+            f"but the header declares {width} vertex properties"
+        )
+    try:
+        values = np.fromstring(block, dtype=np.float64, sep=" ")  # C parser, whitespace-separated
+    except ValueError as exc:
+        raise InputError("corrupt PLY file: a vertex value is not a number") from exc
+    if values.size != vertex.count * width:  # a token such as "1.5.3" read as two numbers
+        raise InputError("corrupt PLY file: a vertex value is not a number")
     names = [p.name for p in vertex.properties]
     columns = [names.index(c) for c in header.columns]
-    table = np.array(tokens, dtype=np.bytes_).reshape(vertex.count, width)[:, columns]
-    try:
-        return np.asarray(table.astype(np.float64))
-    except ValueError as exc:
-        raise InputError(
-            "corrupt PLY file: a vertex coordinate or normal is not a number"
-        ) from exc
+    return np.ascontiguousarray(values.reshape(vertex.count, width)[:, columns])
+
+
+def _tokens_per_line(block: bytes, lines: int) -> npt.NDArray[np.int64]:
+    """Number of whitespace-separated tokens on each of the `lines` lines of `block`."""
+    buf = np.frombuffer(block, dtype=np.uint8)
+    space = (buf == 32) | ((buf >= 9) & (buf <= 13))  # " \t\n\v\f\r"
+    starts = ~space
+    starts[1:] &= space[:-1]
+    line = np.searchsorted(np.flatnonzero(buf == 10), np.flatnonzero(starts))
+    counts: npt.NDArray[np.int64] = np.bincount(line, minlength=lines)
+    return counts

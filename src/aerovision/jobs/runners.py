@@ -8,13 +8,15 @@ results folder, and JSON-ready result data is returned.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from aerovision.engine import imageio, render
+from aerovision.engine import imageio, ply, render, render3d, surface
 from aerovision.engine.errors import InputError
 from aerovision.engine.template import match_template
 from aerovision.params import TOOLS
@@ -35,6 +37,7 @@ class Job:
     thumbnails: tuple[str, ...]
     results_prefix: str  # "results/<uid>"
     max_image_pixels: int
+    max_ply_points: int = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Inputs:
     store: FileStore
     _images: list[np.ndarray] | None = None
     _image_error: InputError | None = None
+    _clouds: list[ply.PointCloud] | None = None
+    _cloud_error: InputError | None = None
     _raw: dict[str, bytes] = field(default_factory=dict)
 
     def raw(self, index: int) -> bytes:
@@ -86,6 +91,30 @@ class Inputs:
         return self._images
 
 
+    def clouds(self) -> list[ply.PointCloud]:
+        """Every input as a point cloud with normals; InputError naming each bad field."""
+        if self._cloud_error is not None:
+            raise self._cloud_error
+        if self._clouds is None:
+            clouds: list[ply.PointCloud] = []
+            problems: list[str] = []
+            for index in range(len(self.job.input_files)):
+                try:
+                    cloud = ply.read_ply(self.raw(index), max_points=self.job.max_ply_points)
+                except InputError as exc:
+                    problems.append(f"{self.job.input_fields[index]}: {exc}")
+                    continue
+                clouds.append(cloud)
+                if index < len(self.job.thumbnails):
+                    picture = render3d.render_cloud_thumbnail(cloud, THUMBNAIL_LONG_SIDE)
+                    self.store.write(self.job.thumbnails[index], imageio.encode_png(picture))
+            if problems:
+                self._cloud_error = InputError("; ".join(problems))
+                raise self._cloud_error
+            self._clouds = clouds
+        return self._clouds
+
+
 def _write_thumbnail(store: FileStore, key: str, image: np.ndarray) -> None:
     thumb = imageio.make_thumbnail(image, long_side=THUMBNAIL_LONG_SIDE)
     if key.lower().endswith(JPEG_EXTENSIONS):
@@ -109,8 +138,51 @@ def _run_template(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunRes
     return RunResult([matches_key, heatmap_key], result.summary())
 
 
+SURFACE_SEED = 0
+"""Seed of the surface search's sampling: the same inputs always give the same answer."""
+
+MODEL_CACHE = "cache/surface"
+"""Where trained surface models are kept, by content hash (model file + training params)."""
+
+
+def _trained_model(inputs: Inputs, model_cloud: ply.PointCloud, params: dict[str, Any]) -> tuple[
+    surface.SurfaceModel, bool
+]:
+    """The trained model for the task's model file and params, from the cache when there.
+
+    Returns ``(model, cache_hit)``. The key hashes the model file's bytes and the
+    parameters that affect training, so any process on any machine shares it.
+    """
+    training = surface.training_key(params)
+    digest = hashlib.sha256(inputs.raw(0))
+    digest.update(json.dumps(training, sort_keys=True).encode())
+    key = f"{MODEL_CACHE}/{digest.hexdigest()}.npz"
+    if inputs.store.exists(key):
+        try:
+            return surface.SurfaceModel.from_bytes(inputs.store.read(key)), True
+        except (InputError, FileNotFoundError):
+            pass  # unreadable (older format, or removed meanwhile): train again
+    model = surface.train_model(model_cloud, **training)
+    inputs.store.write(key, model.to_bytes())
+    return model, False
+
+
+def _run_surface(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
+    model_cloud, scene = inputs.clouds()
+    model, cache_hit = _trained_model(inputs, model_cloud, params)
+    matching = {k: v for k, v in params.items() if k not in surface.TRAINING_PARAMS}
+    result = surface.match_surface(model, scene, rng=SURFACE_SEED, **matching)
+    key = f"{prefix}/alignment.png"
+    picture = render3d.render_alignment(model_cloud, scene, result.pose)
+    inputs.store.write(key, imageio.encode_png(picture))
+    data = result.summary()
+    data["model_cache_hit"] = cache_hit
+    return RunResult([key], data)
+
+
 TOOL_RUNNERS: dict[str, ToolRunner] = {
     "template": _run_template,
+    "surface": _run_surface,
 }
 
 

@@ -118,6 +118,7 @@ class Worker:
             thumbnails=tuple(task.thumbnails),
             results_prefix=f"results/{task.uid}",
             max_image_pixels=self.settings.max_image_pixels,
+            max_ply_points=self.settings.max_ply_points,
         )
         started = time.monotonic()
         outcome = run_isolated(

@@ -65,6 +65,31 @@ def match_template(
     return submit_tool(services, "template", form)
 
 
+SurfaceForm = form_model("surface")
+
+
+@router.post(
+    "/surface",
+    status_code=201,
+    summary="Surface matching",
+    responses=SUBMIT_RESPONSES,
+    openapi_extra=multipart(SurfaceForm),
+)
+def match_surface(
+    form: Annotated[SurfaceForm, Form()],  # type: ignore[valid-type]
+    services: ServicesDep,
+) -> TaskOut:
+    """Find `model_file` in `scene_file` (PLY with normals): PPF pose search + ICP.
+
+    When done, `result_files` holds `results/<uid>/alignment.png` and
+    `result_data` holds `pose` (4×4, model → scene, or null), `num_model_points`,
+    `num_scene_points`, `icp_residual`, `poses_found`, `score`, `poses` and
+    `timings`. Trained models are cached by content, so the same model file
+    trains once.
+    """
+    return submit_tool(services, "surface", form)
+
+
 @router.post(
     "/chain",
     status_code=201,
