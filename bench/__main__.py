@@ -1,22 +1,32 @@
-"""`make bench`: print every benchmark as a table of ratios against bare OpenCV."""
+"""`make bench`: every benchmark, side by side with its baseline, as one table.
+
+Columns: the baseline's time (the bare OpenCV call, or what the row names), ours,
+and their ratio (ours / baseline: below 1 is faster). Run a part with --only.
+"""
 
 from __future__ import annotations
 
 import argparse
 import platform
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 
+from bench.bench_surface import bench_surface
 from bench.bench_template import bench_engine
 from bench.service import bench_service
+from bench.throughput import bench_throughput
+
+Row = dict[str, Any]
 
 
-def _table(rows: list[dict[str, object]]) -> str:
-    lines = [f"{'benchmark':<62} {'baseline ms':>12} {'aerovision ms':>14} {'ratio':>7}  note"]
+def _table(rows: list[Row]) -> str:
+    lines = [f"{'benchmark':<66} {'baseline':>10} {'aerovision':>11} {'ratio':>7}  note"]
     for row in rows:
         lines.append(
-            f"{row['name']!s:<62} {float(row['baseline_ms']):>12.2f} "  # type: ignore[arg-type]
-            f"{float(row['aerovision_ms']):>14.2f} {float(row['ratio']):>7.2f}  "  # type: ignore[arg-type]
+            f"{row['name']!s:<66} {float(row['baseline_ms']):>10.2f} "
+            f"{float(row['aerovision_ms']):>11.2f} {float(row['ratio']):>7.2f}  "
             f"{row.get('note', '')}"
         )
     return "\n".join(lines)
@@ -25,13 +35,21 @@ def _table(rows: list[dict[str, object]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per row (median)")
-    parser.add_argument("--skip-service", action="store_true", help="engine rows only")
+    parts: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
+        "template": lambda a: bench_engine(repeats=a.repeats),
+        "surface": lambda a: bench_surface(),
+        "service": lambda a: bench_service(repeats=a.repeats),
+        "throughput": lambda a: bench_throughput(),
+    }
+    parser.add_argument("--only", choices=list(parts), action="append", help="run only these parts")
     args = parser.parse_args()
-    print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads, Python {platform.python_version()}")
-    rows = bench_engine(repeats=args.repeats)
-    if not args.skip_service:
-        rows += bench_service(repeats=args.repeats)
-    print(_table(rows))
+    print(
+        f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads, "
+        f"Python {platform.python_version()}"
+    )
+    for name in args.only or list(parts):
+        print(f"\n[{name}]", flush=True)
+        print(_table(parts[name](args)), flush=True)
 
 
 if __name__ == "__main__":
