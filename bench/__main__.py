@@ -13,6 +13,7 @@ from typing import Any
 
 import cv2
 
+from bench.bench_feature import bench_feature
 from bench.bench_surface import bench_surface
 from bench.bench_template import bench_engine
 from bench.service import bench_service
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per row (median)")
     parts: dict[str, Callable[[argparse.Namespace], list[Row]]] = {
         "template": lambda a: bench_engine(repeats=a.repeats),
+        "feature": lambda a: bench_feature(),
         "surface": lambda a: bench_surface(),
         "service": lambda a: bench_service(repeats=a.repeats),
         "throughput": lambda a: bench_throughput(),

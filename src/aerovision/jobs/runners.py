@@ -18,6 +18,7 @@ import numpy as np
 
 from aerovision.engine import imageio, ply, render, render3d, surface
 from aerovision.engine.errors import InputError
+from aerovision.engine.feature import match_features
 from aerovision.engine.template import match_template
 from aerovision.params import TOOLS
 from aerovision.store.files import JPEG_EXTENSIONS, FileStore
@@ -138,6 +139,14 @@ def _run_template(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunRes
     return RunResult([matches_key, heatmap_key], result.summary())
 
 
+def _run_feature(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
+    query, train = inputs.images()
+    result = match_features(query, train, **params)
+    key = f"{prefix}/matches.png"
+    inputs.store.write(key, imageio.encode_png(render.draw_feature_matches(query, train, result)))
+    return RunResult([key], result.summary())
+
+
 SURFACE_SEED = 0
 """Seed of the surface search's sampling: the same inputs always give the same answer."""
 
@@ -182,6 +191,7 @@ def _run_surface(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResu
 
 TOOL_RUNNERS: dict[str, ToolRunner] = {
     "template": _run_template,
+    "feature": _run_feature,
     "surface": _run_surface,
 }
 

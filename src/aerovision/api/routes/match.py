@@ -65,6 +65,31 @@ def match_template(
     return submit_tool(services, "template", form)
 
 
+FeatureForm = form_model("feature")
+
+
+@router.post(
+    "/feature",
+    status_code=201,
+    summary="Feature matching",
+    responses=SUBMIT_RESPONSES,
+    openapi_extra=multipart(FeatureForm),
+)
+def match_feature(
+    form: Annotated[FeatureForm, Form()],  # type: ignore[valid-type]
+    services: ServicesDep,
+) -> TaskOut:
+    """Match keypoints of `query_image` in `train_image` and locate it (homography).
+
+    When done, `result_files` holds `results/<uid>/matches.png` and `result_data`
+    holds `query_keypoints`, `train_keypoints`, `good_matches`, `detector`,
+    `matcher`, and the geometry: `homography` (3×3, query → train, or null),
+    `inliers`, `inlier_ratio`, `corners` (the query's outline in the train image),
+    `center` and `found` (true only when the geometry is consistent).
+    """
+    return submit_tool(services, "feature", form)
+
+
 SurfaceForm = form_model("surface")
 
 
