@@ -3,6 +3,13 @@
 Source: ../shared/seeds/001_5a9006190aa0eb3c.txt (template matching, "Примеры кода").
 """
 
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
 CURL_SUBMIT = """curl -X POST http://localhost:8888/api/v1/match/template \\
   -F "image=@screenshot.png" \\
   -F "template=@icon.png"
@@ -79,3 +86,30 @@ SETTINGS_CURL_PUT = """curl -X PUT http://localhost:8888/api/v1/settings/templat
     "use_grayscale": true
   }'
 """
+
+
+def run_fetch_example(
+    code: str, *, base_url: str, cwd: Path, inputs: dict[str, str], result: str
+) -> dict[str, Any]:
+    """Run a seed's browser ``fetch`` example verbatim under Node.js.
+
+    ``fetch`` resolves the example's relative URLs against ``base_url``; each name
+    in ``inputs`` becomes an ``<input type=file>`` stand-in holding that file of
+    ``cwd``; ``result`` is a JavaScript expression printed as JSON at the end.
+    """
+    files = "\n".join(
+        f"const {name} = {{files: [file({json.dumps(path)})]}};" for name, path in inputs.items()
+    )
+    harness = (
+        'const fs = require("fs");\n'
+        f"const BASE = {json.dumps(base_url)};\n"
+        "const nodeFetch = globalThis.fetch;\n"
+        "globalThis.fetch = (url, init) => nodeFetch(new URL(url, BASE), init);\n"
+        "const file = (name) => new File([fs.readFileSync(name)], name);\n"
+        f"{files}\n(async () => {{\n{code}\nconsole.log(JSON.stringify({result}));\n}})()"
+        ".catch((e) => { console.error(e); process.exit(1); });\n"
+    )
+    out = subprocess.run(["node", "-e", harness], cwd=cwd, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    answer: dict[str, Any] = json.loads(out.stdout)
+    return answer

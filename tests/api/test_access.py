@@ -125,12 +125,12 @@ def test_request_id_is_echoed_or_made_and_reaches_the_worker_log(locked: ServePr
 
 def test_metrics(locked: ServeProcess) -> None:
     text = requests.get(locked.url("/metrics"), headers={"X-API-Key": KEYS[0]}, timeout=10).text
-    assert re.search(r'^aerovision_tasks\{status="done",tool="template"\} [1-9]', text, re.M)
-    assert re.search(r"^aerovision_queue_depth \d", text, re.M)
-    assert re.search(r"^aerovision_workers_alive 1\.0", text, re.M)
-    assert re.search(r'^aerovision_task_duration_seconds_count\{tool="template"\} [1-9]', text, re.M)
+    assert re.search(r'^aerovision_tasks\{status="done",tool="template"\} [1-9]', text, re.MULTILINE)
+    assert re.search(r"^aerovision_queue_depth \d", text, re.MULTILINE)
+    assert re.search(r"^aerovision_workers_alive 1\.0", text, re.MULTILINE)
+    assert re.search(r'^aerovision_task_duration_seconds_count\{tool="template"\} [1-9]', text, re.MULTILINE)
     assert 'aerovision_task_duration_seconds_bucket{le="+Inf",tool="template"}' in text
-    assert re.search(r'^aerovision_webhook_deliveries\{status="pending"\} \d', text, re.M)
+    assert re.search(r'^aerovision_webhook_deliveries\{status="pending"\} \d', text, re.MULTILINE)
 
 
 def test_cors_only_for_configured_origins(locked: ServeProcess, server: ServeProcess) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.images import encode, jpeg_with_orientation, photo, png_bomb, png_header, png_chunk
+from tests.images import encode, jpeg_with_orientation, photo, png_bomb, png_chunk, png_header
 from tests.server import ServeProcess
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import requests
 
+from tests.api.seeds import run_fetch_example
 from tests.images import encode, photo
 from tests.receiver import Receiver
 from tests.server import ServeProcess
@@ -152,24 +152,10 @@ def test_seed_python_example_verbatim(server: ServeProcess, workdir: Path, monke
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the fetch example")
 def test_seed_javascript_example_verbatim(server: ServeProcess, workdir: Path) -> None:
-    harness = textwrap.dedent(
-        f"""
-        const fs = require("fs");
-        const BASE = {json.dumps(server.base_url)};
-        const nodeFetch = globalThis.fetch;
-        globalThis.fetch = (url, init) => nodeFetch(new URL(url, BASE), init);
-        const file = (name) => new File([fs.readFileSync(name)], name, {{type: "image/jpeg"}});
-        const fileInput1 = {{files: [file("photo1.jpg")]}};
-        const fileInput2 = {{files: [file("photo2.jpg")]}};
-        (async () => {{
-        {JAVASCRIPT}
-        console.log(JSON.stringify({{task, result}}));
-        }})().catch((e) => {{ console.error(e); process.exit(1); }});
-        """
+    answer = run_fetch_example(
+        JAVASCRIPT, base_url=server.base_url, cwd=workdir,
+        inputs={"fileInput1": "photo1.jpg", "fileInput2": "photo2.jpg"}, result="{task, result}",
     )
-    out = subprocess.run(["node", "-e", harness], cwd=workdir, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    answer = json.loads(out.stdout)
     assert answer["task"]["params"]["detector"] == "SIFT"
     _assert_located(server.wait_task(answer["task"]["uid"]), server)
 

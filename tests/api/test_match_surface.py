@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import requests
 
+from tests.api.seeds import run_fetch_example
 from tests.server import ServeProcess
 from tests.shapes import make_scene, object_cloud, ply_bytes, pose_errors
 
@@ -131,24 +131,10 @@ def test_seed_python_example_verbatim(server: ServeProcess, workdir: Path, monke
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the fetch example")
 def test_seed_javascript_example_verbatim(server: ServeProcess, workdir: Path) -> None:
-    harness = textwrap.dedent(
-        f"""
-        const fs = require("fs");
-        const BASE = {json.dumps(server.base_url)};
-        const nodeFetch = globalThis.fetch;
-        globalThis.fetch = (url, init) => nodeFetch(new URL(url, BASE), init);
-        const file = (name) => new File([fs.readFileSync(name)], name);
-        const modelInput = {{files: [file("model.ply")]}};
-        const sceneInput = {{files: [file("scene.ply")]}};
-        (async () => {{
-        {JAVASCRIPT}
-        console.log(JSON.stringify(task));
-        }})().catch((e) => {{ console.error(e); process.exit(1); }});
-        """
+    task = run_fetch_example(
+        JAVASCRIPT, base_url=server.base_url, cwd=workdir,
+        inputs={"modelInput": "model.ply", "sceneInput": "scene.ply"}, result="task",
     )
-    out = subprocess.run(["node", "-e", harness], cwd=workdir, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    task = json.loads(out.stdout)
     assert task["params"]["relative_sampling_step"] == 0.025 and task["params"]["use_icp"] is True
     _assert_solved(server.wait_task(task["uid"], timeout=120), workdir, server)
 

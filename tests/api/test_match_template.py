@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -123,26 +122,11 @@ def test_seed_python_example_verbatim(server: ServeProcess, workdir: Path, monke
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the fetch example")
 def test_seed_javascript_fetch_example_verbatim(server: ServeProcess, workdir: Path) -> None:
     """The browser example, run by node with `fetch` resolving relative URLs to the server."""
-    harness = textwrap.dedent(
-        f"""
-        const fs = require("fs");
-        const BASE = {json.dumps(server.base_url)};
-        const nodeFetch = globalThis.fetch;
-        globalThis.fetch = (url, init) => nodeFetch(new URL(url, BASE), init);
-        const file = (name) => new File([fs.readFileSync(name)], name, {{type: "image/png"}});
-        const imageInput = {{files: [file("screenshot.png")]}};
-        const templateInput = {{files: [file("icon.png")]}};
-        (async () => {{
-        {seeds.JAVASCRIPT}
-        console.log(JSON.stringify({{status: res.status, task, result}}));
-        }})().catch((e) => {{ console.error(e); process.exit(1); }});
-        """
+    answer = seeds.run_fetch_example(
+        seeds.JAVASCRIPT, base_url=server.base_url, cwd=workdir,
+        inputs={"imageInput": "screenshot.png", "templateInput": "icon.png"},
+        result="{status: res.status, task, result}",
     )
-    out = subprocess.run(
-        ["node", "-e", harness], cwd=workdir, capture_output=True, text=True, timeout=90
-    )
-    assert out.returncode == 0, out.stderr
-    answer = json.loads(out.stdout)
     assert answer["status"] == 201
     assert answer["task"]["status"] == "queued"
     _assert_done(answer["result"], server)

@@ -41,78 +41,66 @@ def submit_tool(services: Services, tool: str, form: BaseModel) -> TaskOut:
     )
 
 
-TemplateForm = form_model("template")
-
-
-@router.post(
-    "/template",
-    status_code=201,
-    summary="Template matching",
-    responses=SUBMIT_RESPONSES,
-    openapi_extra=multipart(TemplateForm),
-)
-def match_template(
-    form: Annotated[TemplateForm, Form()],  # type: ignore[valid-type]
-    services: ServicesDep,
-) -> TaskOut:
-    """Find every occurrence of `template` in `image` (cv2.matchTemplate, NMS, heat map).
+TOOL_DOCS: dict[str, tuple[str, str]] = {
+    "template": (
+        "Template matching",
+        """Find every occurrence of `template` in `image` (cv2.matchTemplate, NMS, heat map).
 
     Returns the queued task (201). When done, `result_files` holds
     `results/<uid>/matches.png` and `results/<uid>/heatmap.png`, and
     `result_data` holds `method`, `matches_found`, `best_score`,
     `filtered_matches`, `score_mode` and `matches` (best first).
-    """
-    return submit_tool(services, "template", form)
-
-
-FeatureForm = form_model("feature")
-
-
-@router.post(
-    "/feature",
-    status_code=201,
-    summary="Feature matching",
-    responses=SUBMIT_RESPONSES,
-    openapi_extra=multipart(FeatureForm),
-)
-def match_feature(
-    form: Annotated[FeatureForm, Form()],  # type: ignore[valid-type]
-    services: ServicesDep,
-) -> TaskOut:
-    """Match keypoints of `query_image` in `train_image` and locate it (homography).
+    """,
+    ),
+    "feature": (
+        "Feature matching",
+        """Match keypoints of `query_image` in `train_image` and locate it (homography).
 
     When done, `result_files` holds `results/<uid>/matches.png` and `result_data`
     holds `query_keypoints`, `train_keypoints`, `good_matches`, `detector`,
     `matcher`, and the geometry: `homography` (3×3, query → train, or null),
     `inliers`, `inlier_ratio`, `corners` (the query's outline in the train image),
     `center` and `found` (true only when the geometry is consistent).
-    """
-    return submit_tool(services, "feature", form)
-
-
-SurfaceForm = form_model("surface")
-
-
-@router.post(
-    "/surface",
-    status_code=201,
-    summary="Surface matching",
-    responses=SUBMIT_RESPONSES,
-    openapi_extra=multipart(SurfaceForm),
-)
-def match_surface(
-    form: Annotated[SurfaceForm, Form()],  # type: ignore[valid-type]
-    services: ServicesDep,
-) -> TaskOut:
-    """Find `model_file` in `scene_file` (PLY with normals): PPF pose search + ICP.
+    """,
+    ),
+    "surface": (
+        "Surface matching",
+        """Find `model_file` in `scene_file` (PLY with normals): PPF pose search + ICP.
 
     When done, `result_files` holds `results/<uid>/alignment.png` and
     `result_data` holds `pose` (4×4, model → scene, or null), `num_model_points`,
     `num_scene_points`, `icp_residual`, `poses_found`, `score`, `poses` and
     `timings`. Trained models are cached by content, so the same model file
     trains once.
-    """
-    return submit_tool(services, "surface", form)
+    """,
+    ),
+}
+
+
+def _tool_route(tool: str) -> None:
+    """``POST /api/v1/match/<tool>``: the tool's form (files + optional params) → task."""
+    form_type: Any = form_model(tool)
+    summary, doc = TOOL_DOCS[tool]
+
+    def submit_route(
+        form: Annotated[form_type, Form()],  # type: ignore[valid-type]
+        services: ServicesDep,
+    ) -> TaskOut:
+        return submit_tool(services, tool, form)
+
+    submit_route.__name__ = f"match_{tool}"
+    submit_route.__doc__ = doc
+    router.post(
+        f"/{tool}",
+        status_code=201,
+        summary=summary,
+        responses=SUBMIT_RESPONSES,
+        openapi_extra=multipart(form_type),
+    )(submit_route)
+
+
+for _tool in TOOL_DOCS:
+    _tool_route(_tool)
 
 
 @router.post(
