@@ -14,6 +14,11 @@ from bench.service import _small_task_inputs
 from tests.server import ServeProcess
 
 
+POLL_S = 0.1
+"""How often the bench lists tasks: often enough for latencies, rarely enough not to
+load the API that shares the cores with the workers."""
+
+
 def _run(workers: int, tasks: int) -> tuple[float, list[float]]:
     image, template = _small_task_inputs()
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +45,7 @@ def _run(workers: int, tasks: int) -> tuple[float, list[float]]:
                 for task in page.json()["tasks"]:
                     if task["status"] in ("done", "error") and task["uid"] not in finished:
                         finished[task["uid"]] = now
-                time.sleep(0.02)
+                time.sleep(POLL_S)
             elapsed = max(finished.values()) - began
         finally:
             server.stop()
