@@ -76,6 +76,9 @@ class Settings(BaseSettings):
         ge=1,
         description="Most vertices a PLY file may declare; more → 422 at submission.",
     )
+    max_chain_steps: int = Field(
+        10, ge=1, le=100, description="Most steps in one chain (422 above)."
+    )
     task_memory_mb: int = Field(
         4096,
         ge=0,

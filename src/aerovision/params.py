@@ -210,7 +210,9 @@ class StepsError(ValueError):
 
 
 def parse_steps(
-    raw: str, current: Callable[[str], Mapping[str, Any]]
+    raw: str,
+    current: Callable[[str], Mapping[str, Any]],
+    max_steps: int = MAX_CHAIN_STEPS,
 ) -> list[dict[str, Any]]:
     """Validate a chain's ``steps`` JSON and merge each step's params over ``current(tool)``.
 
@@ -231,9 +233,12 @@ def parse_steps(
         raise error((), f"steps is not valid JSON: {exc}", raw, "json_invalid") from None
     if not isinstance(steps, list) or not steps:
         raise error((), "steps must be a non-empty JSON array of {tool, params} objects", steps)
-    if len(steps) > MAX_CHAIN_STEPS:
+    if len(steps) > max_steps:
         raise error(
-            (), f"a chain has at most {MAX_CHAIN_STEPS} steps, got {len(steps)}", len(steps),
+            (),
+            f"a chain has at most {max_steps} steps (AEROVISION_MAX_CHAIN_STEPS), "
+            f"got {len(steps)}",
+            len(steps),
             "too_long",
         )
     parsed: list[dict[str, Any]] = []

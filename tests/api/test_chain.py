@@ -151,7 +151,7 @@ def test_a_step_that_cannot_run_is_recorded_and_the_chain_goes_on(server: ServeP
         ("not json", ["body", "steps"], "steps is not valid JSON"),
         ("{}", ["body", "steps"], "non-empty JSON array"),
         ("[]", ["body", "steps"], "non-empty JSON array"),
-        ([{"tool": "template"}] * 11, ["body", "steps"], "at most 10 steps, got 11"),
+        ([{"tool": "template"}] * 11, ["body", "steps"], "at most 10 steps (AEROVISION_MAX_CHAIN_STEPS), got 11"),
         ([{"tool": "template"}, {"tool": "sift"}], ["body", "steps", 1, "tool"], "step 2: tool must be one of"),
         ([{"tool": "template", "params": {"threshold": 2}}], ["body", "steps", 0, "params", "threshold"],
          "step 1 (template): threshold"),

@@ -122,7 +122,9 @@ def match_chain(form: Annotated[ChainForm, Form()], services: ServicesDep) -> Ta
     """
     try:
         steps = tool_params.parse_steps(
-            form.steps, lambda tool: get_tool_settings(services.db, tool)
+            form.steps,
+            lambda tool: get_tool_settings(services.db, tool),
+            services.settings.max_chain_steps,
         )
     except tool_params.StepsError as exc:
         raise RequestValidationError(exc.errors) from None
