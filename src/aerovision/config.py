@@ -123,7 +123,10 @@ class Settings(BaseSettings):
         "the others)."
     )
     opencv_threads: int = Field(
-        0, ge=0, description="Threads OpenCV may use inside one task (0: OpenCV's default)."
+        0,
+        ge=0,
+        description="Threads OpenCV may use inside one task (0: the machine's cores divided "
+        "by its worker processes).",
     )
     log_level: str = Field("info", description="Logging level: debug, info, warning, error.")
     log_format: Literal["text", "json"] = Field(

@@ -34,14 +34,25 @@ def _prepare_opencv_env(settings: Settings) -> None:
     os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(settings.max_image_pixels)
 
 
-def run_worker(settings: Settings) -> None:
+def opencv_threads(settings: Settings, workers_here: int) -> int:
+    """OpenCV threads per task: as set, or the machine's cores shared by its workers.
+
+    One worker keeps every core for its task (lowest latency); N workers on N
+    cores get one thread each, so tasks do not fight over the cores.
+    """
+    if settings.opencv_threads:
+        return settings.opencv_threads
+    return max(1, (os.cpu_count() or 1) // max(1, workers_here))
+
+
+def run_worker(settings: Settings, threads: int = 0) -> None:
     """Run one worker in this process until SIGTERM/SIGINT."""
     configure_logging(settings)
     _prepare_opencv_env(settings)
     import cv2  # loaded once here, so each forked task starts without import cost
 
-    if settings.opencv_threads:
-        cv2.setNumThreads(settings.opencv_threads)
+    if threads:
+        cv2.setNumThreads(threads)
 
     from aerovision.api.services import Services
     from aerovision.jobs.runners import warm_up
@@ -75,7 +86,10 @@ class WorkerPool:
 
     def _spawn(self, index: int) -> BaseProcess:
         proc = self._ctx.Process(
-            target=run_worker, args=(self.settings,), name=f"worker-{index}", daemon=False
+            target=run_worker,
+            args=(self.settings, opencv_threads(self.settings, self.count)),
+            name=f"worker-{index}",
+            daemon=False,
         )
         proc.start()
         return proc

@@ -106,6 +106,7 @@ def run_isolated(
     error. Once ``stopping()`` turns true the child gets ``grace_s`` more seconds,
     then it is killed and the outcome is ``released``.
     """
+    _reap_exiting()
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child_main, args=(sender, fn, args, limits), daemon=True)
@@ -114,6 +115,7 @@ def run_isolated(
     sender.close()
     deadline = started + limits.timeout_s
     stop_deadline: float | None = None
+    answered = False
     try:
         while True:
             now = time.monotonic()
@@ -123,6 +125,7 @@ def run_isolated(
                     kind, payload, peak_mb = receiver.recv()
                 except EOFError:  # the child died without a word
                     return _death(child)
+                answered = True
                 if kind == "ok":
                     return Outcome(ok=True, value=payload, peak_memory_mb=peak_mb)
                 return Outcome(ok=False, error=payload, peak_memory_mb=peak_mb)
@@ -144,7 +147,28 @@ def run_isolated(
             tick()
     finally:
         receiver.close()
-        _kill(child)
+        if answered:  # it is exiting; tearing down its memory takes ms: reap it later
+            _EXITING.append((time.monotonic(), child))
+        else:
+            _kill(child)
+
+
+EXIT_GRACE_S = 5.0
+"""A child that answered but has not exited after this long is killed."""
+
+_EXITING: list[tuple[float, Any]] = []
+"""Children that sent their answer and are exiting; reaped before the next task."""
+
+
+def _reap_exiting() -> None:
+    now = time.monotonic()
+    for answered_at, child in list(_EXITING):
+        if not child.is_alive():
+            child.join(0)
+            _EXITING.remove((answered_at, child))
+        elif now - answered_at > EXIT_GRACE_S:
+            _kill(child)
+            _EXITING.remove((answered_at, child))
 
 
 def _death(child: Any) -> Outcome:
