@@ -24,9 +24,6 @@ error each one gives: the reason ``match_features`` uses MAGSAC++.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 from operator import attrgetter
 from typing import Any
@@ -38,6 +35,7 @@ import skimage.data
 
 from aerovision.engine import feature
 from aerovision.engine.feature import DETECTORS, match_features
+from bench.timing import median_pair, row
 
 Image = npt.NDArray[np.uint8]
 SIZES = ((640, 480), (1152, 864))
@@ -122,32 +120,6 @@ def corner_error(
     return float(np.linalg.norm(ours - cv2.perspectiveTransform(outline, true)[0], axis=1).mean())
 
 
-def _median_pair(
-    baseline: Callable[[], Any], candidate: Callable[[], Any], repeats: int
-) -> tuple[float, float]:
-    baseline(), candidate()  # warm-up: caches, thread pool, lazy imports
-    a: list[float] = []
-    b: list[float] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        baseline()
-        a.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        candidate()
-        b.append(time.perf_counter() - start)
-    return statistics.median(a) * 1000, statistics.median(b) * 1000
-
-
-def _row(name: str, baseline_ms: float, aerovision_ms: float, note: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "baseline_ms": round(baseline_ms, 2),
-        "aerovision_ms": round(aerovision_ms, 2),
-        "ratio": round(aerovision_ms / baseline_ms, 3),
-        "note": note,
-    }
-
-
 def bench_feature(repeats: int = 5) -> list[dict[str, Any]]:
     """Time ``match_features`` against the bare OpenCV pipeline; one row per measurement.
 
@@ -171,13 +143,13 @@ def bench_feature(repeats: int = 5) -> list[dict[str, Any]]:
         query, train, true = pairs[size]
         result = match_features(query, train, detector=detector, matcher=matcher)
         error = corner_error(result.homography, true, *size)
-        base, ours = _median_pair(
+        base, ours = median_pair(
             partial(bare_pipeline, query, train, detector, matcher),
             partial(match_features, query, train, detector=detector, matcher=matcher),
             repeats,
         )
         rows.append(
-            _row(
+            row(
                 f"feature {detector}+{matcher} {size[0]}x{size[1]}",
                 base,
                 ours,
@@ -195,9 +167,9 @@ def bench_feature(repeats: int = 5) -> list[dict[str, Any]]:
         ransac = partial(
             cv2.findHomography, src, dst, cv2.RANSAC, 3.0, maxIters=2000, confidence=0.999
         )
-        base, ours = _median_pair(magsac, ransac, max(repeats, 20))
+        base, ours = median_pair(magsac, ransac, max(repeats, 20))
         rows.append(
-            _row(
+            row(
                 f"homography MAGSAC++ vs RANSAC {detector} 640x480",
                 base,
                 ours,

@@ -21,9 +21,6 @@ one grey dilation of the score map (~2.5 ms) to find the local maxima.
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -34,6 +31,7 @@ import skimage.data
 
 from aerovision.engine.render import draw_matches, heatmap_image
 from aerovision.engine.template import METHODS, match_template
+from bench.timing import median_pair, row
 
 Image = npt.NDArray[np.uint8]
 SIZE = (1920, 1080)
@@ -56,32 +54,6 @@ def build_scene(seed: int = 0) -> tuple[Image, Image]:
         out[y : y + side, x : x + side] = template
     out += np.random.default_rng(seed).normal(0.0, 3.0, size=out.shape).astype(np.float32)
     return np.asarray(np.clip(out + 0.5, 0, 255), dtype=np.uint8), template
-
-
-def _median_pair(
-    baseline: Callable[[], Any], candidate: Callable[[], Any], repeats: int
-) -> tuple[float, float]:
-    baseline(), candidate()  # warm-up: caches, thread pool, lazy imports
-    a: list[float] = []
-    b: list[float] = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        baseline()
-        a.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        candidate()
-        b.append(time.perf_counter() - start)
-    return statistics.median(a) * 1000, statistics.median(b) * 1000
-
-
-def _row(name: str, baseline_ms: float, aerovision_ms: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "baseline_ms": round(baseline_ms, 2),
-        "aerovision_ms": round(aerovision_ms, 2),
-        "ratio": round(aerovision_ms / baseline_ms, 3),
-        **extra,
-    }
 
 
 def bench_engine(repeats: int = 15) -> list[dict[str, Any]]:
@@ -107,13 +79,13 @@ def bench_engine(repeats: int = 15) -> list[dict[str, Any]]:
 
     for method in ("TM_CCOEFF_NORMED", *METHODS):
         result = match_template(grey, tgrey, method=method)
-        base, ours = _median_pair(
+        base, ours = median_pair(
             partial(cv2.matchTemplate, grey, tgrey, getattr(cv2, method)),
             partial(match_template, grey, tgrey, method=method),
             repeats,
         )
         rows.append(
-            _row(
+            row(
                 f"template {method} {label}",
                 base,
                 ours,
@@ -130,9 +102,9 @@ def bench_engine(repeats: int = 15) -> list[dict[str, Any]]:
             cv2.TM_CCOEFF_NORMED,
         )
 
-    base, ours = _median_pair(bare_bgr, lambda: match_template(scene, template), repeats)
+    base, ours = median_pair(bare_bgr, lambda: match_template(scene, template), repeats)
     rows.append(
-        _row(f"template TM_CCOEFF_NORMED {label} BGR", base, ours, note="BGR in, grey inside both")
+        row(f"template TM_CCOEFF_NORMED {label} BGR", base, ours, note="BGR in, grey inside both")
     )
 
     result = match_template(grey, tgrey)
@@ -141,11 +113,11 @@ def bench_engine(repeats: int = 15) -> list[dict[str, Any]]:
         draw_matches(scene, result.matches)
         heatmap_image(result.score_map, scene.shape, template.shape)
 
-    base, ours = _median_pair(
+    base, ours = median_pair(
         lambda: cv2.matchTemplate(grey, tgrey, cv2.TM_CCOEFF_NORMED), render, repeats
     )
     rows.append(
-        _row(
+        row(
             f"render draw_matches+heatmap_image {label}",
             base,
             ours,

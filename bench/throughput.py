@@ -9,10 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
-
-from bench.service import _small_task_inputs
 from tests.server import ServeProcess
 
+from bench.service import _small_task_inputs
 
 POLL_S = 0.1
 """How often the bench lists tasks: often enough for latencies, rarely enough not to
@@ -66,7 +65,7 @@ def bench_throughput(tasks: int = 120) -> list[dict[str, object]]:
             "baseline_ms": rate_1,
             "aerovision_ms": rate_2,
             "ratio": rate_2 / rate_1,
-            "note": f"columns are tasks/s with 1 and 2 workers; goal ratio ≥ 1.6",
+            "note": "columns are tasks/s with 1 and 2 workers; goal ratio ≥ 1.6",
         },
         {
             "name": "latency under load, 1 worker: p50 / p95 submit→done (ms)",
