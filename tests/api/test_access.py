@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import backend_env
+from tests.api.conftest import serve_for_module
 from tests.images import encode
 from tests.server import ServeProcess
 
@@ -19,22 +19,13 @@ KEYS = ("k-first-0123456789", "k-second-abcdef")
 
 
 @pytest.fixture(scope="module")
-def locked(
-    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
-) -> Iterator[ServeProcess]:
-    with backend_env(backend, request) as env:
-        proc = ServeProcess(
-            tmp_path_factory.mktemp("locked") / "data",
-            workers=1,
-            env={
-                **env,
-                "AEROVISION_API_KEYS": ",".join(KEYS),
-                "AEROVISION_LOG_FORMAT": "json",
-                "AEROVISION_CORS_ORIGINS": "https://app.example",
-            },
-        ).start()
+def locked(request: pytest.FixtureRequest, backend: str) -> Iterator[ServeProcess]:
+    with serve_for_module(request, backend, "locked", workers=1, env={
+        "AEROVISION_API_KEYS": ",".join(KEYS),
+        "AEROVISION_LOG_FORMAT": "json",
+        "AEROVISION_CORS_ORIGINS": "https://app.example",
+    }) as proc:
         yield proc
-        proc.stop()
 
 
 def _operations(server: ServeProcess) -> list[tuple[str, str]]:

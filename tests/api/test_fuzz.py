@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import backend_env
+from tests.api.conftest import serve_for_module
 from tests.server import ServeProcess
 
 EXCLUDED_CHECKS = ["positive_data_acceptance"]
@@ -28,13 +28,9 @@ webhook registration is tested with real local receivers instead."""
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(
-    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
-) -> Iterator[ServeProcess]:
-    with backend_env(backend, request) as env:
-        proc = ServeProcess(tmp_path_factory.mktemp("fuzz") / "data", workers=1, env=env).start()
+def fuzz_server(request: pytest.FixtureRequest, backend: str) -> Iterator[ServeProcess]:
+    with serve_for_module(request, backend, "fuzz", workers=1) as proc:
         yield proc
-        proc.stop()
 
 
 def test_no_operation_fails_or_breaks_its_contract(fuzz_server: ServeProcess, tmp_path: Path) -> None:

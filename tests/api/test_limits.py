@@ -9,23 +9,15 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import backend_env
+from tests.api.conftest import serve_for_module
 from tests.images import encode
 from tests.server import ServeProcess
 
 
 @pytest.fixture(scope="module")
-def small_server(
-    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
-) -> Iterator[ServeProcess]:
-    with backend_env(backend, request) as env:
-        proc = ServeProcess(
-            tmp_path_factory.mktemp("limits") / "data",
-            workers=0,
-            env={**env, "AEROVISION_MAX_UPLOAD_MB": "0.5"},
-        ).start()
+def small_server(request: pytest.FixtureRequest, backend: str) -> Iterator[ServeProcess]:
+    with serve_for_module(request, backend, "limits", workers=0, env={"AEROVISION_MAX_UPLOAD_MB": "0.5"}) as proc:
         yield proc
-        proc.stop()
 
 
 def _noise_png(side: int) -> bytes:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.conftest import backend_env
+from tests.api.conftest import serve_for_module
 from tests.images import encode, scene_with_patch
 from tests.receiver import Receiver
 from tests.server import ServeProcess
@@ -44,15 +44,9 @@ SEED_CURL_DELETE = "curl -X DELETE http://localhost:8888/api/v1/webhooks/{id} -w
 
 
 @pytest.fixture(scope="module")
-def hooks_server(
-    tmp_path_factory: pytest.TempPathFactory, backend: str, request: pytest.FixtureRequest
-) -> Iterator[ServeProcess]:
-    with backend_env(backend, request) as env:
-        proc = ServeProcess(
-            tmp_path_factory.mktemp("hooks") / "data", workers=1, env={**env, **FAST_RETRIES}
-        ).start()
+def hooks_server(request: pytest.FixtureRequest, backend: str) -> Iterator[ServeProcess]:
+    with serve_for_module(request, backend, "hooks", workers=1, env=FAST_RETRIES) as proc:
         yield proc
-        proc.stop()
 
 
 @pytest.fixture
