@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     task_timeout_s: float = Field(
         300.0, gt=0, description="Wall-clock limit of one task; the child is killed after it."
     )
+    tasks_per_process: int = Field(
+        100,
+        ge=1,
+        description="Tasks one child process runs before a fresh one is forked (1: a fresh "
+        "process for every task). A child is replaced at once after a crash, a timeout, "
+        "running out of memory, an internal error, or memory that stayed high.",
+    )
     lease_s: float = Field(
         30.0,
         gt=0,

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from aerovision.engine.errors import InputError
-from aerovision.jobs.executor import Limits, run_isolated
+from aerovision.jobs.executor import Limits, TaskProcess, run_isolated
 
 LIMITS = Limits(memory_mb=1024, timeout_s=10)
 
@@ -86,3 +91,151 @@ def test_wall_clock_limit_kills_the_child() -> None:
 def test_stop_releases_after_grace() -> None:
     outcome = run_isolated(_sleep, (), LIMITS, stopping=lambda: True, grace_s=0.2, tick_every_s=0.05)
     assert outcome.released and not outcome.ok
+
+
+# A TaskProcess: one child for many tasks, replaced whenever it may be unfit.
+
+_HELD: list[np.ndarray] = []
+
+
+def _task(kind: str) -> int:
+    """What a test task does, chosen per task; returns the pid that ran it."""
+    if kind == "bug":
+        raise KeyError("oops")
+    if kind == "bad input":
+        raise InputError("not an image")
+    if kind == "hog":  # far over the limit, so it fails at once whatever the test process holds
+        np.ones((64, 1024, 1024, 1024), dtype=np.uint8)
+    if kind == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if kind == "sleep":
+        time.sleep(60)
+    if kind == "touch 300 MB":
+        block = np.ones(300 * 1024 * 1024, dtype=np.uint8)
+        del block
+    if kind == "keep 300 MB":
+        _HELD.append(np.ones(300 * 1024 * 1024, dtype=np.uint8))
+    return os.getpid()
+
+
+def _pids(process: TaskProcess, kinds: list[str]) -> list[int | None]:
+    pids: list[int | None] = []
+    for kind in kinds:
+        outcome = process.run((kind,), tick_every_s=0.05)
+        pids.append(outcome.value if outcome.ok else None)
+    return pids
+
+
+@pytest.fixture
+def process() -> Iterator[TaskProcess]:
+    # The child inherits the test process's address space, which grows over a long run.
+    tasks = TaskProcess(_task, Limits(memory_mb=8192, timeout_s=1), tasks_per_process=100)
+    try:
+        yield tasks
+    finally:
+        tasks.close()
+
+
+def test_one_child_runs_task_after_task(process: TaskProcess) -> None:
+    pids = _pids(process, ["ok"] * 5)
+    assert len(set(pids)) == 1 and pids[0] != os.getpid()
+    assert process.forks == 1
+
+
+def test_a_fresh_child_after_tasks_per_process() -> None:
+    tasks = TaskProcess(_task, LIMITS, tasks_per_process=2)
+    try:
+        pids = _pids(tasks, ["ok"] * 5)
+    finally:
+        tasks.close()
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    assert tasks.forks == 3
+
+
+def test_one_task_per_process_forks_for_every_task() -> None:
+    tasks = TaskProcess(_task, LIMITS, tasks_per_process=1)
+    try:
+        pids = _pids(tasks, ["ok"] * 3)
+    finally:
+        tasks.close()
+    assert len(set(pids)) == 3
+
+
+def test_a_refused_input_keeps_the_child(process: TaskProcess) -> None:
+    first = process.run(("ok",)).value
+    refused = process.run(("bad input",))
+    assert refused.error == "not an image"
+    assert process.run(("ok",)).value == first
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("bug", "internal error: KeyError: 'oops'"),
+        ("hog", "out of memory"),
+        ("die", "killed by SIGKILL"),
+        ("sleep", "longer than the limit of 1 s"),
+    ],
+)
+def test_a_child_that_may_be_unfit_is_replaced(process: TaskProcess, kind: str, error: str) -> None:
+    first = process.run(("ok",)).value
+    failed = process.run((kind,), tick_every_s=0.05)
+    assert not failed.ok and error in (failed.error or "")
+    after = process.run(("ok",))
+    assert after.ok and after.value != first
+    assert process.forks == 2
+
+
+def test_a_child_lost_while_idle_is_replaced_without_failing_the_task(
+    process: TaskProcess,
+) -> None:
+    first = process.run(("ok",)).value
+    os.kill(first, signal.SIGKILL)
+    time.sleep(0.2)
+    after = process.run(("ok",))
+    assert after.ok and after.value != first
+
+
+def test_peak_memory_is_per_task(process: TaskProcess) -> None:
+    big = process.run(("touch 300 MB",))
+    small = process.run(("ok",))
+    assert big.value == small.value  # same child
+    assert big.peak_memory_mb is not None and small.peak_memory_mb is not None
+    assert big.peak_memory_mb > 300
+    assert small.peak_memory_mb < big.peak_memory_mb - 200
+
+
+def test_memory_that_stays_high_retires_the_child(process: TaskProcess) -> None:
+    first = process.run(("ok",)).value
+    assert process.run(("keep 300 MB",)).value == first
+    assert process.run(("ok",)).value != first
+
+
+def test_close_ends_the_child(process: TaskProcess) -> None:
+    child = process.run(("ok",)).value
+    process.close()
+    assert not _alive(child)
+
+
+def test_the_child_ends_when_its_worker_dies(tmp_path: Path) -> None:
+    script = (
+        "import os, signal\n"
+        "from aerovision.jobs.executor import Limits, TaskProcess\n"
+        "process = TaskProcess(os.getpid, Limits(memory_mb=0, timeout_s=5))\n"
+        "print(process.run(()).value, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    child = int(done.stdout)
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -1,14 +1,24 @@
-"""Run one task in a child process with hard limits; the worker survives anything.
+"""Run tasks in a child process with hard limits; the worker survives anything.
 
-The child is forked from the worker (which has OpenCV already imported, so a
-task starts in about a millisecond), gets an address-space limit (RLIMIT_AS),
-ignores Ctrl-C (the worker decides when it stops) and sends back one message.
-The worker waits with a wall-clock limit, calling ``tick`` (lease renewal,
-heartbeat) while it waits, and kills the child when time is up.
+A :class:`TaskProcess` is a child forked from the worker (which has OpenCV
+imported and warmed up, so it starts in milliseconds). It gets an
+address-space limit (RLIMIT_AS), ignores Ctrl-C (the worker decides when it
+stops) and runs one task at a time: the worker sends the task's arguments and
+waits for one answer with a wall-clock limit, calling ``tick`` (lease
+renewal, heartbeat) while it waits, and kills the child when time is up.
+
+The child serves up to ``tasks_per_process`` tasks, then a fresh one is
+forked. It is also replaced at once after anything that could have left it
+unfit: a crash or kill, a timeout, running out of memory, an internal error,
+or memory that stayed high after a task. ``tasks_per_process=1`` gives every
+task a fresh process. Reuse is what lets a second worker add throughput on a
+busy machine: forking, the child's copy-on-write faults and its exit cost
+more CPU than a small task's own work (docs/decisions.md, "Throughput").
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -27,6 +37,10 @@ log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 
+GROWTH_LIMIT_MB = 256
+"""A child whose resident memory after a task exceeds its level after its first
+task by more than this is replaced, so one large task's leftovers do not stay."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -38,7 +52,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a child ended.
+    """How a task ended.
 
     ``ok``: ``value`` is what the function returned. Otherwise ``error`` says why;
     ``retryable`` is true when the child died without a verdict (killed, crashed),
@@ -51,7 +65,7 @@ class Outcome:
     error: str | None = None
     retryable: bool = False
     released: bool = False
-    peak_memory_mb: float | None = None  # the child's peak resident set, when it answered
+    peak_memory_mb: float | None = None  # the child's peak resident set during the task
 
 
 def _signal_name(number: int) -> str:
@@ -61,32 +75,209 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _child_main(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits) -> None:
+def _status_mb(field: str) -> float | None:
+    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(field.encode() + b":"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Start a new peak-resident-set measurement (Linux ≥ 4.0); False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits) -> tuple[str, Any, bool]:
+    """``(kind, payload, fit)``: the answer, and whether this process may serve another task."""
+    try:
+        return "ok", fn(*args), True
+    except InputError as exc:
+        return "error", str(exc), True
+    except MemoryError:
+        message = (
+            f"out of memory: the task needed more than the limit of {limits.memory_mb} "
+            "MiB per task (AEROVISION_TASK_MEMORY_MB)"
+        )
+        return "error", message, False
+    except Exception as exc:  # a bug: report it on the task and log the traceback
+        log.error("task function failed\n%s", traceback.format_exc())
+        return "error", f"internal error: {type(exc).__name__}: {exc}", False
+
+
+def _child_main(
+    conn: Connection, parent_end: Connection, fn: Callable[..., Any], limits: Limits,
+    tasks_per_process: int,
+) -> None:
+    parent_end.close()  # so that the worker dying shows here as end of file
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    gc.freeze()  # the collector leaves inherited objects alone: no copy-on-write for it
     if limits.memory_mb > 0:
         cap = limits.memory_mb * MiB
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    try:
-        message: tuple[str, Any] = ("ok", fn(*args))
-    except InputError as exc:
-        message = ("error", str(exc))
-    except MemoryError:
-        message = (
-            "error",
-            (
-                f"out of memory: the task needed more than the limit of {limits.memory_mb} "
-                "MiB per task (AEROVISION_TASK_MEMORY_MB)"
-            ),
+    settled_mb: float | None = None
+    served = 0
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return
+        per_task_peak = _reset_peak()
+        kind, payload, fit = _run_one(fn, args, limits)
+        served += 1
+        peak_mb = _status_mb("VmHWM") if per_task_peak else None
+        if peak_mb is None:
+            peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        resident_mb = _status_mb("VmRSS")
+        if settled_mb is None:
+            settled_mb = resident_mb
+        elif resident_mb is not None and resident_mb - settled_mb > GROWTH_LIMIT_MB:
+            fit = False
+        fit = fit and served < tasks_per_process
+        try:
+            conn.send((kind, payload, peak_mb, fit))
+        except (BrokenPipeError, OSError):
+            return
+        if not fit:
+            return
+
+
+class TaskProcess:
+    """A child process that runs ``fn(*args)`` for one task at a time, with limits.
+
+    Forked on first use (or :meth:`start`) and replaced as the module docstring
+    says. Not thread-safe: one worker drives one TaskProcess.
+    """
+
+    def __init__(self, fn: Callable[..., Any], limits: Limits, *, tasks_per_process: int = 1) -> None:
+        if tasks_per_process < 1:
+            raise ValueError("tasks_per_process must be at least 1")
+        self.fn = fn
+        self.limits = limits
+        self.tasks_per_process = tasks_per_process
+        self._child: Any = None
+        self._conn: Connection | None = None
+        self.forks = 0  # how many children this has started (for tests and logs)
+
+    def start(self) -> None:
+        """Fork the child now rather than at the first task."""
+        _reap_exiting()
+        if self._child is not None and self._child.is_alive():
+            return
+        self._discard(kill=True)
+        ctx = multiprocessing.get_context("fork")
+        parent_end, child_end = ctx.Pipe(duplex=True)
+        child = ctx.Process(
+            target=_child_main,
+            args=(child_end, parent_end, self.fn, self.limits, self.tasks_per_process),
+            daemon=True,
         )
-    except Exception as exc:  # a bug: report it on the task and log the traceback
-        log.error("task function failed\n%s", traceback.format_exc())
-        message = ("error", f"internal error: {type(exc).__name__}: {exc}")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    try:
-        conn.send((*message, peak_mb))
-    finally:
-        conn.close()
+        child.start()
+        child_end.close()
+        self._child, self._conn = child, parent_end
+        self.forks += 1
+
+    def run(
+        self,
+        args: tuple[Any, ...],
+        *,
+        tick: Callable[[], None] = lambda: None,
+        tick_every_s: float = 1.0,
+        stopping: Callable[[], bool] = lambda: False,
+        grace_s: float = 10.0,
+    ) -> Outcome:
+        """Run one task and return its :class:`Outcome`.
+
+        ``fn`` raising :class:`InputError` or ``MemoryError`` gives an error outcome
+        with a message for the user; any other exception is reported as an internal
+        error. Once ``stopping()`` turns true the child gets ``grace_s`` more seconds,
+        then it is killed and the outcome is ``released``.
+        """
+        self.start()
+        assert self._conn is not None
+        try:
+            self._conn.send(args)
+        except (BrokenPipeError, OSError):  # it died while idle: start another
+            self._discard(kill=True)
+            self.start()
+            assert self._conn is not None
+            self._conn.send(args)
+        conn, child = self._conn, self._child
+        started = time.monotonic()
+        deadline = started + self.limits.timeout_s
+        stop_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            limit = deadline if stop_deadline is None else min(deadline, stop_deadline)
+            if conn.poll(max(0.0, min(tick_every_s, limit - now))):
+                try:
+                    kind, payload, peak_mb, fit = conn.recv()
+                except (EOFError, OSError):  # the child died without a word
+                    return self._death()
+                if not fit:
+                    self._discard(kill=False)
+                if kind == "ok":
+                    return Outcome(ok=True, value=payload, peak_memory_mb=peak_mb)
+                return Outcome(ok=False, error=payload, peak_memory_mb=peak_mb)
+            if not child.is_alive() and not conn.poll(0):
+                return self._death()
+            now = time.monotonic()
+            if stop_deadline is None and stopping():
+                stop_deadline = now + grace_s
+            if stop_deadline is not None and now >= stop_deadline:
+                self._discard(kill=True)
+                return Outcome(ok=False, error="stopped by a worker shutdown", released=True)
+            if now >= deadline:
+                self._discard(kill=True)
+                return Outcome(
+                    ok=False,
+                    error=f"the task took longer than the limit of {self.limits.timeout_s:g} s "
+                    "(AEROVISION_TASK_TIMEOUT_S) and was stopped",
+                )
+            tick()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Let the idle child exit; ``wait`` for it (killed after EXIT_GRACE_S)."""
+        child = self._child
+        self._discard(kill=False)
+        if wait and child is not None:
+            child.join(EXIT_GRACE_S)
+            _kill(child)
+            _reap_exiting()
+
+    def _death(self) -> Outcome:
+        child = self._child
+        self._discard(kill=False)
+        child.join(5)
+        code = child.exitcode
+        if code is not None and code < 0:
+            name = _signal_name(-code)
+            hint = " (out of memory, or stopped from outside)" if -code == signal.SIGKILL else ""
+            why = f"the process running the task was killed by {name}{hint}"
+        else:
+            why = f"the process running the task exited unexpectedly with code {code}"
+        return Outcome(ok=False, error=why, retryable=True)
+
+    def _discard(self, *, kill: bool) -> None:
+        """Stop using the current child: killed now, or left to exit and reaped later."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._child is not None:
+            if kill:
+                _kill(self._child)
+            else:  # it exits on its own; tearing down its memory takes ms: reap it later
+                _EXITING.append((time.monotonic(), self._child))
+        self._child, self._conn = None, None
 
 
 def run_isolated(
@@ -99,88 +290,32 @@ def run_isolated(
     stopping: Callable[[], bool] = lambda: False,
     grace_s: float = 10.0,
 ) -> Outcome:
-    """Run ``fn(*args)`` in a forked child and return its :class:`Outcome`.
-
-    ``fn`` raising :class:`InputError` or ``MemoryError`` gives an error outcome
-    with a message for the user; any other exception is reported as an internal
-    error. Once ``stopping()`` turns true the child gets ``grace_s`` more seconds,
-    then it is killed and the outcome is ``released``.
-    """
-    _reap_exiting()
-    ctx = multiprocessing.get_context("fork")
-    receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_main, args=(sender, fn, args, limits), daemon=True)
-    started = time.monotonic()
-    child.start()
-    sender.close()
-    deadline = started + limits.timeout_s
-    stop_deadline: float | None = None
-    answered = False
+    """Run ``fn(*args)`` once in a fresh child (see :meth:`TaskProcess.run`)."""
+    process = TaskProcess(fn, limits, tasks_per_process=1)
     try:
-        while True:
-            now = time.monotonic()
-            limit = deadline if stop_deadline is None else min(deadline, stop_deadline)
-            if receiver.poll(max(0.0, min(tick_every_s, limit - now))):
-                try:
-                    kind, payload, peak_mb = receiver.recv()
-                except EOFError:  # the child died without a word
-                    return _death(child)
-                answered = True
-                if kind == "ok":
-                    return Outcome(ok=True, value=payload, peak_memory_mb=peak_mb)
-                return Outcome(ok=False, error=payload, peak_memory_mb=peak_mb)
-            if not child.is_alive() and not receiver.poll(0):
-                return _death(child)
-            now = time.monotonic()
-            if stop_deadline is None and stopping():
-                stop_deadline = now + grace_s
-            if stop_deadline is not None and now >= stop_deadline:
-                _kill(child)
-                return Outcome(ok=False, error="stopped by a worker shutdown", released=True)
-            if now >= deadline:
-                _kill(child)
-                return Outcome(
-                    ok=False,
-                    error=f"the task took longer than the limit of {limits.timeout_s:g} s "
-                    "(AEROVISION_TASK_TIMEOUT_S) and was stopped",
-                )
-            tick()
+        return process.run(
+            args, tick=tick, tick_every_s=tick_every_s, stopping=stopping, grace_s=grace_s
+        )
     finally:
-        receiver.close()
-        if answered:  # it is exiting; tearing down its memory takes ms: reap it later
-            _EXITING.append((time.monotonic(), child))
-        else:
-            _kill(child)
+        process.close(wait=False)
 
 
 EXIT_GRACE_S = 5.0
-"""A child that answered but has not exited after this long is killed."""
+"""A child that was let go but has not exited after this long is killed."""
 
 _EXITING: list[tuple[float, Any]] = []
-"""Children that sent their answer and are exiting; reaped before the next task."""
+"""Children let go (done with their last task) that are exiting; reaped before the next."""
 
 
 def _reap_exiting() -> None:
     now = time.monotonic()
-    for answered_at, child in list(_EXITING):
+    for released_at, child in list(_EXITING):
         if not child.is_alive():
             child.join(0)
-            _EXITING.remove((answered_at, child))
-        elif now - answered_at > EXIT_GRACE_S:
+            _EXITING.remove((released_at, child))
+        elif now - released_at > EXIT_GRACE_S:
             _kill(child)
-            _EXITING.remove((answered_at, child))
-
-
-def _death(child: Any) -> Outcome:
-    child.join(5)
-    code = child.exitcode
-    if code is not None and code < 0:
-        name = _signal_name(-code)
-        hint = " (out of memory, or stopped from outside)" if -code == signal.SIGKILL else ""
-        why = f"the process running the task was killed by {name}{hint}"
-    else:
-        why = f"the process running the task exited unexpectedly with code {code}"
-    return Outcome(ok=False, error=why, retryable=True)
+            _EXITING.remove((released_at, child))
 
 
 def _kill(child: Any) -> None:

@@ -7,10 +7,11 @@ import os
 import socket
 import time
 import uuid
+from functools import partial
 from dataclasses import dataclass, field
 
 from aerovision.config import Settings
-from aerovision.jobs.executor import Limits, Outcome, run_isolated
+from aerovision.jobs.executor import Limits, Outcome, TaskProcess
 from aerovision.jobs.queue import Queue
 from aerovision.observability import REQUEST_ID
 from aerovision.jobs.runners import Job, RunResult, run_job
@@ -47,6 +48,19 @@ class Worker:
     stop_requested: bool = False
     _last_heartbeat: float = 0.0
     _current: str | None = None
+    _tasks: TaskProcess | None = None
+
+    @property
+    def task_process(self) -> TaskProcess:
+        """The child that runs this worker's tasks (forked on first use)."""
+        if self._tasks is None:
+            self._tasks = TaskProcess(
+                partial(run_job, store=self.store),
+                Limits(memory_mb=self.settings.task_memory_mb,
+                       timeout_s=self.settings.task_timeout_s),
+                tasks_per_process=self.settings.tasks_per_process,
+            )
+        return self._tasks
 
     def request_stop(self) -> None:
         """Finish (or, after the grace period, give back) the running task, then leave."""
@@ -60,6 +74,8 @@ class Worker:
         handled = 0
         log.info("worker %s started", self.id)
         try:
+            if not burst:
+                self.task_process.start()  # ready before the first task arrives
             while not self.stop_requested:
                 self._heartbeat()
                 try:
@@ -79,6 +95,8 @@ class Worker:
                 if max_jobs is not None and handled >= max_jobs:
                     break
         finally:
+            if self._tasks is not None:
+                self._tasks.close()
             try:
                 worker_store.forget(self.db, self.id)
             except Exception:
@@ -121,10 +139,8 @@ class Worker:
             max_ply_points=self.settings.max_ply_points,
         )
         started = time.monotonic()
-        outcome = run_isolated(
-            run_job,
-            (job, self.store),
-            Limits(memory_mb=self.settings.task_memory_mb, timeout_s=self.settings.task_timeout_s),
+        outcome = self.task_process.run(
+            (job,),
             tick=lambda: self._tick(uid),
             tick_every_s=min(1.0, self.settings.lease_s / 3),
             stopping=lambda: self.stop_requested,
