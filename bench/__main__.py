@@ -17,7 +17,7 @@ from bench.bench_feature import bench_feature
 from bench.bench_surface import bench_surface
 from bench.bench_template import bench_engine
 from bench.service import bench_service
-from bench.throughput import bench_drain, bench_throughput
+from bench.throughput import bench_throughput
 
 Row = dict[str, Any]
 
@@ -41,7 +41,7 @@ def main() -> None:
         "feature": lambda a: bench_feature(),
         "surface": lambda a: bench_surface(),
         "service": lambda a: bench_service(repeats=a.repeats),
-        "throughput": lambda a: bench_throughput() + bench_drain(),
+        "throughput": lambda a: bench_throughput(),
     }
     parser.add_argument("--only", choices=list(parts), action="append", help="run only these parts")
     args = parser.parse_args()

@@ -100,8 +100,9 @@ class ServeProcess:
         raise AssertionError(f"task {uid} did not finish in {timeout} s: {task}")
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Linux /proc)."""
+def children_of(pid: int, *, busy: bool = False) -> list[int]:
+    """Direct child processes of ``pid`` (Linux /proc); ``busy``: only those running
+    or in I/O (a worker's task process waiting for its next task is sleeping)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -110,7 +111,7 @@ def children_of(pid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and (not busy or state in ("R", "D")):
             found.append(int(entry.name))
     return found

@@ -72,7 +72,7 @@ def _kill_while_busy(role: Role, timeout: float = 20.0) -> None:
     """SIGKILL ``role`` once one of its worker processes is running a task."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(children_of(worker) for worker in children_of(role.proc.pid)):
+        if any(children_of(worker, busy=True) for worker in children_of(role.proc.pid)):
             break
         time.sleep(0.005)
     role.kill()

@@ -81,17 +81,25 @@ def _grandchildren(server: ServeProcess) -> list[int]:
     return [pid for worker in server.worker_pids() for pid in children_of(worker)]
 
 
+def _running(server: ServeProcess, uid: str, timeout: float = 30.0) -> list[int]:
+    """The task processes once task ``uid`` is processing and its process is busy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = requests.get(server.url(f"/api/v1/tasks/{uid}"), timeout=5).json()["status"]
+        busy = [pid for worker in server.worker_pids() for pid in children_of(worker, busy=True)]
+        if status == "processing" and busy:
+            return busy
+        time.sleep(0.02)
+    raise AssertionError(f"task {uid} did not start running in {timeout} s")
+
+
 def test_task_process_killed_mid_task_is_retried(
     tmp_path: Path, fresh_backend: dict[str, str]
 ) -> None:
     server = ServeProcess(tmp_path / "data", workers=1, env=fresh_backend).start()
     try:
         uid = _submit(server, *_slow_inputs())
-        deadline = time.monotonic() + 30
-        while not (victims := _grandchildren(server)):
-            assert time.monotonic() < deadline, "no task process appeared"
-            time.sleep(0.02)
-        os.kill(victims[0], signal.SIGKILL)
+        os.kill(_running(server, uid)[0], signal.SIGKILL)
         started = time.monotonic()
         task = server.wait_task(uid, timeout=120)
         assert task["status"] == "done", task
@@ -111,10 +119,7 @@ def test_worker_killed_mid_task_is_recovered_by_the_reaper(
     ).start()
     try:
         uid = _submit(server, *_slow_inputs())
-        deadline = time.monotonic() + 30
-        while not _grandchildren(server):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _running(server, uid)
         for victim in _grandchildren(server) + server.worker_pids():
             os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
