@@ -225,7 +225,9 @@ def test_the_child_ends_when_its_worker_dies(tmp_path: Path) -> None:
         "print(process.run(()).value, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=60
+    )
     child = int(done.stdout)
     deadline = time.monotonic() + 5
     while _alive(child) and time.monotonic() < deadline:

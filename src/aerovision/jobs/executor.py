@@ -109,7 +109,7 @@ def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits) -> t
             "MiB per task (AEROVISION_TASK_MEMORY_MB)"
         )
         return "error", message, False
-    except Exception as exc:  # a bug: report it on the task and log the traceback
+    except Exception as exc:  # noqa: BLE001 - a bug: report it on the task, log the traceback
         log.error("task function failed\n%s", traceback.format_exc())
         return "error", f"internal error: {type(exc).__name__}: {exc}", False
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aerovision.store.db import Database, sqlite_path
@@ -68,6 +68,9 @@ class Queue(Protocol):
     def close(self) -> None: ...
 
 
+_ACK = delete(QueueItem.__table__).where(QueueItem.__table__.c.uid == bindparam("task_uid"))
+
+
 class SqliteQueue:
     """The embedded queue: a table in the service's SQLite database.
 
@@ -101,9 +104,9 @@ class SqliteQueue:
             )
 
     def _available(self) -> bool:
-        with self.db.read() as session:
+        with self.db.engine.connect() as conn:
             return (
-                session.execute(
+                conn.execute(
                     text(
                         "SELECT 1 FROM queue_items WHERE lease_owner IS NULL "
                         "AND available_at <= :now LIMIT 1"
@@ -115,8 +118,8 @@ class SqliteQueue:
 
     def _try_claim(self, worker_id: str, lease_s: float) -> str | None:
         now = time.time()
-        with self.db.write() as session:
-            row = session.execute(
+        with self.db.transaction() as conn:
+            row = conn.execute(
                 text(
                     "UPDATE queue_items SET lease_owner = :owner, lease_expires = :expires "
                     "WHERE id = (SELECT id FROM queue_items WHERE lease_owner IS NULL "
@@ -155,8 +158,8 @@ class SqliteQueue:
             return bool(result.rowcount)
 
     def ack(self, uid: str) -> None:
-        with self.db.write() as session:
-            session.execute(delete(QueueItem).where(QueueItem.uid == uid))
+        with self.db.transaction() as conn:
+            conn.execute(_ACK, {"task_uid": uid})
 
     def release(self, uid: str, delay_s: float = 0.0) -> None:
         with self.db.write() as session:

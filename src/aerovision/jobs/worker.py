@@ -7,14 +7,14 @@ import os
 import socket
 import time
 import uuid
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 
 from aerovision.config import Settings
 from aerovision.jobs.executor import Limits, Outcome, TaskProcess
 from aerovision.jobs.queue import Queue
-from aerovision.observability import REQUEST_ID
 from aerovision.jobs.runners import Job, RunResult, run_job
+from aerovision.observability import REQUEST_ID
 from aerovision.params import input_fields
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store

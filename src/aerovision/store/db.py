@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -48,10 +48,9 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
+        self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            self.engine.execution_options(sqlite_immediate=True), expire_on_commit=False
-        )
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -64,6 +63,16 @@ class Database:
         """A session committed on success and rolled back on error."""
         with self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction, committed on success.
+
+        For the per-task hot paths (claim, start, finish, ack), where a Session's
+        bookkeeping costs more than the statement itself.
+        """
+        with self._write_engine.begin() as conn:
+            yield conn
 
     def ping(self) -> None:
         """Raise if the database does not answer."""

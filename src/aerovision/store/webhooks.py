@@ -6,8 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, delete, insert, select, update
 
 from aerovision.store.db import Database
 from aerovision.store.models import DeliveryRow, DeliveryStatus, WebhookRow, utcnow
@@ -88,22 +87,26 @@ def delete_webhook(db: Database, webhook_id: str) -> bool:
         return bool(gone)
 
 
-def add_deliveries(session: Session, task_uid: str, status: str, event_at: datetime) -> int:
+def add_deliveries(conn: Connection, task_uid: str, status: str, event_at: datetime) -> int:
     """Write one pending delivery per registered webhook, inside the caller's transaction."""
-    hooks = session.scalars(select(WebhookRow.id)).all()
-    for webhook_id in hooks:
-        session.add(
-            DeliveryRow(
-                id=f"dl_{secrets.token_hex(10)}",
-                webhook_id=webhook_id,
-                task_uid=task_uid,
-                event=f"task.{status}",
-                event_at=event_at,
-                status=DeliveryStatus.PENDING.value,
-                attempts=0,
-                next_attempt_at=event_at,
-                created_at=event_at,
-            )
+    hooks = conn.execute(select(WebhookRow.id)).scalars().all()
+    if hooks:
+        conn.execute(
+            insert(DeliveryRow.__table__),
+            [
+                {
+                    "id": f"dl_{secrets.token_hex(10)}",
+                    "webhook_id": webhook_id,
+                    "task_uid": task_uid,
+                    "event": f"task.{status}",
+                    "event_at": event_at,
+                    "status": DeliveryStatus.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": event_at,
+                    "created_at": event_at,
+                }
+                for webhook_id in hooks
+            ],
         )
     return len(hooks)
 
