@@ -17,6 +17,8 @@ second; docs/decisions.md has the measurement.
 
 from __future__ import annotations
 
+import http.client
+import json
 import sqlite3
 import statistics
 import tempfile
@@ -41,21 +43,43 @@ ROUNDS = 3
 """Runs per worker count; the rows show the median run."""
 
 
+BOUNDARY = "aerovision-bench-boundary"
+
+
+def _multipart(image: bytes, template: bytes) -> bytes:
+    """The body of a template submission, encoded once for every request."""
+    parts = []
+    for field, name, data in (("image", "scene.png", image), ("template", "part.png", template)):
+        parts.append(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{name}"\r\nContent-Type: image/png\r\n\r\n'.encode() + data + b"\r\n"
+        )
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
 _local = threading.local()
 
 
 def _submit(server: ServeProcess, image: bytes, template: bytes) -> str:
-    """Submit one task over this thread's keep-alive connection, as a client that
-    sends many tasks would."""
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    response = _local.session.post(
-        server.url("/api/v1/match/template"),
-        files={"image": ("scene.png", image), "template": ("part.png", template)},
-        timeout=60,
+    """Submit one task over this thread's keep-alive connection.
+
+    A load generator should cost the shared cores as little as it can, as wrk
+    would: the body is encoded once and sent with the standard library's HTTP
+    client (~0.2 ms of client CPU per request, against ~0.8 ms with requests).
+    """
+    if getattr(_local, "port", None) != server.port:
+        _local.port = server.port
+        _local.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        _local.body = _multipart(image, template)
+    _local.conn.request(
+        "POST", "/api/v1/match/template", body=_local.body,
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
     )
-    response.raise_for_status()
-    return str(response.json()["uid"])
+    response = _local.conn.getresponse()
+    payload = response.read()
+    if response.status != 201:
+        raise RuntimeError(f"submission failed with {response.status}: {payload[:200]!r}")
+    return str(json.loads(payload)["uid"])
 
 
 def _finished(server: ServeProcess) -> int:

@@ -68,6 +68,7 @@ class Queue(Protocol):
     def close(self) -> None: ...
 
 
+_ENQUEUE = sqlite_insert(QueueItem.__table__).on_conflict_do_nothing(index_elements=["uid"])
 _ACK = delete(QueueItem.__table__).where(QueueItem.__table__.c.uid == bindparam("task_uid"))
 
 
@@ -96,12 +97,8 @@ class SqliteQueue:
         return int(self._probe.execute("PRAGMA data_version").fetchone()[0])
 
     def enqueue(self, uid: str) -> None:
-        with self.db.write() as session:
-            session.execute(
-                sqlite_insert(QueueItem)
-                .values(uid=uid, available_at=time.time())
-                .on_conflict_do_nothing(index_elements=["uid"])
-            )
+        with self.db.transaction() as conn:
+            conn.execute(_ENQUEUE, {"uid": uid, "available_at": time.time()})
 
     def _available(self) -> bool:
         with self.db.engine.connect() as conn:

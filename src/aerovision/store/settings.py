@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import bindparam, select
+
 from aerovision import params as tool_params
 from aerovision.store.db import Database
 from aerovision.store.models import SettingsRow, utcnow
 
+_STORED = select(SettingsRow.params).where(SettingsRow.tool == bindparam("tool"))
+
 
 def get_tool_settings(db: Database, tool: str) -> dict[str, Any]:
-    """The current settings of ``tool``: stored values over the built-in defaults."""
-    with db.read() as session:
-        row = session.get(SettingsRow, tool)
-        stored = dict(row.params) if row is not None else {}
+    """The current settings of ``tool``: stored values over the built-in defaults.
+
+    Read on every submission, so a plain statement rather than an ORM load.
+    """
+    with db.engine.connect() as conn:
+        stored = conn.execute(_STORED, {"tool": tool}).scalar() or {}
     return tool_params.merge(tool, tool_params.defaults(tool), stored).model_dump()
 
 

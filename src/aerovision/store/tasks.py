@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, select, update
 
 from aerovision.store.db import Database
 from aerovision.store.models import TaskRow, TaskStatus, utcnow
@@ -29,6 +29,7 @@ _START = (
     )
     .returning(*_TASKS.c)
 )
+_CREATE = insert(_TASKS)
 _FINISH = update(_TASKS).where(_TASKS.c.uid == bindparam("task_uid"), _UNFINISHED)
 
 
@@ -82,25 +83,28 @@ def create_task(
 ) -> Task:
     """Insert a new ``queued`` task (before its uid is enqueued)."""
     now = utcnow()
-    row = TaskRow(
-        uid=uid,
-        status=TaskStatus.QUEUED.value,
-        tool=tool,
-        params=params,
-        created_at=now,
-        updated_at=now,
-        input_files=input_files,
-        thumbnails=thumbnails,
-        result_files=[],
-        result_data={},
-        error=None,
-        attempts=0,
-        request_id=request_id,
+    values: dict[str, Any] = {
+        "uid": uid,
+        "status": TaskStatus.QUEUED.value,
+        "tool": tool,
+        "params": params,
+        "created_at": now,
+        "updated_at": now,
+        "input_files": input_files,
+        "thumbnails": thumbnails,
+        "result_files": [],
+        "result_data": {},
+        "error": None,
+        "attempts": 0,
+        "request_id": request_id,
+    }
+    with db.transaction() as conn:
+        conn.execute(_CREATE, values)
+    return Task(
+        uid=uid, status=TaskStatus.QUEUED, tool=tool, params=dict(params), created_at=now,
+        updated_at=now, input_files=list(input_files), thumbnails=list(thumbnails),
+        result_files=[], result_data={}, error=None, attempts=0, request_id=request_id,
     )
-    with db.write() as session:
-        session.add(row)
-        session.flush()
-        return Task.from_row(row)
 
 
 def get_task(db: Database, uid: str) -> Task | None:
