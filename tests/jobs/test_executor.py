@@ -142,23 +142,20 @@ def test_one_child_runs_task_after_task(process: TaskProcess) -> None:
     assert process.forks == 1
 
 
-def test_a_fresh_child_after_tasks_per_process() -> None:
-    tasks = TaskProcess(_task, LIMITS, tasks_per_process=2)
+@pytest.mark.parametrize(
+    ("per_process", "same_as_previous"),
+    [(2, [False, True, False, True, False]), (1, [False] * 5)],
+)
+def test_a_fresh_child_after_tasks_per_process(
+    per_process: int, same_as_previous: list[bool]
+) -> None:
+    tasks = TaskProcess(_task, LIMITS, tasks_per_process=per_process)
     try:
         pids = _pids(tasks, ["ok"] * 5)
     finally:
         tasks.close()
-    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
-    assert tasks.forks == 3
-
-
-def test_one_task_per_process_forks_for_every_task() -> None:
-    tasks = TaskProcess(_task, LIMITS, tasks_per_process=1)
-    try:
-        pids = _pids(tasks, ["ok"] * 3)
-    finally:
-        tasks.close()
-    assert len(set(pids)) == 3
+    assert [i > 0 and pid == pids[i - 1] for i, pid in enumerate(pids)] == same_as_previous
+    assert tasks.forks == same_as_previous.count(False)
 
 
 def test_a_refused_input_keeps_the_child(process: TaskProcess) -> None:
