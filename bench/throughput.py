@@ -39,7 +39,7 @@ from bench.service import _small_task_inputs
 POLL_S = 0.1
 """How often the bench asks /health whether all tasks have ended."""
 
-ROUNDS = 3
+ROUNDS = 5
 """Runs per worker count; the rows show the median run."""
 
 
