@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import requests
 
 from tests.images import encode, png_bomb, scene_with_patch
@@ -151,5 +152,52 @@ def test_huge_png_is_a_task_error_and_the_worker_keeps_serving(
         after = server.wait_task(_submit(server, encode(scene), encode(icon)))
         assert after["status"] == "done"
         assert server.worker_pids() == worker_before
+    finally:
+        server.stop()
+
+
+def _task_processes(server: ServeProcess, uids: list[str]) -> list[int]:
+    """The process that ran each task, from the worker's log line for it."""
+    lines = server.log().splitlines()
+    pids = []
+    for uid in uids:
+        [line] = [x for x in lines if f"task {uid} done" in x]
+        pids.append(int(re.search(r"process (\d+)", line).group(1)))  # type: ignore[union-attr]
+    return pids
+
+
+@pytest.mark.parametrize(("per_process", "distinct"), [("2", 3), ("1", 5), (None, 1)])
+def test_tasks_per_process_decides_when_a_fresh_process_is_forked(
+    tmp_path: Path, per_process: str | None, distinct: int
+) -> None:
+    env = {"AEROVISION_TASKS_PER_PROCESS": per_process} if per_process else {}
+    server = ServeProcess(tmp_path / "data", workers=1, env=env).start()
+    try:
+        scene, icon, _ = scene_with_patch(1)
+        uids = []
+        for _ in range(5):
+            task = server.wait_task(_submit(server, encode(scene), encode(icon)))
+            assert task["status"] == "done"
+            uids.append(task["uid"])
+        pids = _task_processes(server, uids)
+        assert len(set(pids)) == distinct
+        assert not set(pids) & set(server.worker_pids())  # never the worker itself
+    finally:
+        server.stop()
+
+
+def test_a_task_after_a_crashed_one_runs_in_a_fresh_process(
+    tmp_path: Path, fresh_backend: dict[str, str]
+) -> None:
+    server = ServeProcess(tmp_path / "data", workers=1, env=fresh_backend).start()
+    try:
+        scene, icon, _ = scene_with_patch(1)
+        first = server.wait_task(_submit(server, encode(scene), encode(icon)))
+        slow = _submit(server, *_slow_inputs())
+        os.kill(_running(server, slow)[0], signal.SIGKILL)
+        assert server.wait_task(slow, timeout=120)["status"] == "done"
+        last = server.wait_task(_submit(server, encode(scene), encode(icon)))
+        before, after = _task_processes(server, [first["uid"], last["uid"]])
+        assert before != after
     finally:
         server.stop()

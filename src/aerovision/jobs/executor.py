@@ -66,6 +66,7 @@ class Outcome:
     retryable: bool = False
     released: bool = False
     peak_memory_mb: float | None = None  # the child's peak resident set during the task
+    pid: int | None = None  # the process that ran the task
 
 
 def _signal_name(number: int) -> str:
@@ -227,8 +228,8 @@ class TaskProcess:
                 if not fit:
                     self._discard(kill=False)
                 if kind == "ok":
-                    return Outcome(ok=True, value=payload, peak_memory_mb=peak_mb)
-                return Outcome(ok=False, error=payload, peak_memory_mb=peak_mb)
+                    return Outcome(ok=True, value=payload, peak_memory_mb=peak_mb, pid=child.pid)
+                return Outcome(ok=False, error=payload, peak_memory_mb=peak_mb, pid=child.pid)
             if not child.is_alive() and not conn.poll(0):
                 return self._death()
             now = time.monotonic()

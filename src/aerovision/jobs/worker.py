@@ -160,6 +160,8 @@ class Worker:
             if outcome.peak_memory_mb is not None
             else ""
         )
+        if outcome.pid is not None:
+            memory += f", process {outcome.pid}"
         if outcome.ok:
             result: RunResult = outcome.value
             task_store.finish_task(
