@@ -76,16 +76,18 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _status_mb(field: str) -> float | None:
-    """A memory figure of this process from /proc/self/status (Linux), in MiB."""
+def _memory_mb() -> dict[str, float]:
+    """This process's peak (``VmHWM``) and current (``VmRSS``) resident set in MiB,
+    from one read of /proc/self/status; empty where there is none (not Linux)."""
+    found: dict[str, float] = {}
     try:
         with open("/proc/self/status", "rb") as status:
             for line in status:
-                if line.startswith(field.encode() + b":"):
-                    return int(line.split()[1]) / 1024  # kB
+                if line.startswith((b"VmHWM:", b"VmRSS:")):
+                    found[line[:5].decode()] = int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    return None
+    return found
 
 
 def _reset_peak() -> bool:
@@ -136,10 +138,11 @@ def _child_main(
         per_task_peak = _reset_peak()
         kind, payload, fit = _run_one(fn, args, limits)
         served += 1
-        peak_mb = _status_mb("VmHWM") if per_task_peak else None
+        memory = _memory_mb()
+        peak_mb = memory.get("VmHWM") if per_task_peak else None
         if peak_mb is None:
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-        resident_mb = _status_mb("VmRSS")
+        resident_mb = memory.get("VmRSS")
         if settled_mb is None:
             settled_mb = resident_mb
         elif resident_mb is not None and resident_mb - settled_mb > GROWTH_LIMIT_MB:
@@ -168,7 +171,7 @@ class TaskProcess:
         self.tasks_per_process = tasks_per_process
         self._child: Any = None
         self._conn: Connection | None = None
-        self.forks = 0  # how many children this has started (for tests and logs)
+        self.forks = 0  # how many children this has started
 
     def start(self) -> None:
         """Fork the child now rather than at the first task."""

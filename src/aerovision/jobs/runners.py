@@ -53,11 +53,8 @@ class Inputs:
 
     job: Job
     store: FileStore
-    _images: list[np.ndarray] | None = None
-    _image_error: InputError | None = None
-    _clouds: list[ply.PointCloud] | None = None
-    _cloud_error: InputError | None = None
     _raw: dict[str, bytes] = field(default_factory=dict)
+    _decoded: dict[str, list[Any] | InputError] = field(default_factory=dict)
 
     def raw(self, index: int) -> bytes:
         key = self.job.input_files[index]
@@ -67,61 +64,56 @@ class Inputs:
 
     def images(self) -> list[np.ndarray]:
         """Every input as an image; InputError naming each field that is not one."""
-        if self._image_error is not None:
-            raise self._image_error
-        if self._images is None:
-            images: list[np.ndarray] = []
-            problems: list[str] = []
-            for index in range(len(self.job.input_files)):
-                try:
-                    image = imageio.decode_image(
-                        self.raw(index),
-                        max_pixels=self.job.max_image_pixels,
-                        limit_name="AEROVISION_MAX_IMAGE_PIXELS",
-                    )
-                except InputError as exc:
-                    problems.append(f"{self.job.input_fields[index]}: {exc}")
-                    continue
-                images.append(image)
-                if index < len(self.job.thumbnails):
-                    _write_thumbnail(self.store, self.job.thumbnails[index], image)
-            if problems:
-                self._image_error = InputError("; ".join(problems))
-                raise self._image_error
-            self._images = images
-        return self._images
-
+        return self._every(
+            "image",
+            lambda data: imageio.decode_image(
+                data, max_pixels=self.job.max_image_pixels, limit_name="AEROVISION_MAX_IMAGE_PIXELS"
+            ),
+            _image_thumbnail,
+        )
 
     def clouds(self) -> list[ply.PointCloud]:
         """Every input as a point cloud with normals; InputError naming each bad field."""
-        if self._cloud_error is not None:
-            raise self._cloud_error
-        if self._clouds is None:
-            clouds: list[ply.PointCloud] = []
+        return self._every(
+            "cloud",
+            lambda data: ply.read_ply(data, max_points=self.job.max_ply_points),
+            _cloud_thumbnail,
+        )
+
+    def _every(
+        self, kind: str, decode: Callable[[bytes], Any], thumbnail: Callable[[Any, str], bytes]
+    ) -> list[Any]:
+        """Every input decoded by ``decode``, once per ``kind``, its thumbnail written;
+        the InputError (each bad field named) is kept and raised again too."""
+        if kind not in self._decoded:
+            values: list[Any] = []
             problems: list[str] = []
             for index in range(len(self.job.input_files)):
                 try:
-                    cloud = ply.read_ply(self.raw(index), max_points=self.job.max_ply_points)
+                    value = decode(self.raw(index))
                 except InputError as exc:
                     problems.append(f"{self.job.input_fields[index]}: {exc}")
                     continue
-                clouds.append(cloud)
+                values.append(value)
                 if index < len(self.job.thumbnails):
-                    picture = render3d.render_cloud_thumbnail(cloud, THUMBNAIL_LONG_SIDE)
-                    self.store.write(self.job.thumbnails[index], imageio.encode_png(picture))
-            if problems:
-                self._cloud_error = InputError("; ".join(problems))
-                raise self._cloud_error
-            self._clouds = clouds
-        return self._clouds
+                    key = self.job.thumbnails[index]
+                    self.store.write(key, thumbnail(value, key))
+            self._decoded[kind] = InputError("; ".join(problems)) if problems else values
+        decoded = self._decoded[kind]
+        if isinstance(decoded, InputError):
+            raise decoded
+        return decoded
 
 
-def _write_thumbnail(store: FileStore, key: str, image: np.ndarray) -> None:
+def _image_thumbnail(image: np.ndarray, key: str) -> bytes:
     thumb = imageio.make_thumbnail(image, long_side=THUMBNAIL_LONG_SIDE)
     if key.lower().endswith(JPEG_EXTENSIONS):
-        store.write(key, imageio.encode_jpeg(thumb))
-    else:
-        store.write(key, imageio.encode_png(thumb))
+        return imageio.encode_jpeg(thumb)
+    return imageio.encode_png(thumb)
+
+
+def _cloud_thumbnail(cloud: ply.PointCloud, _key: str) -> bytes:
+    return imageio.encode_png(render3d.render_cloud_thumbnail(cloud, THUMBNAIL_LONG_SIDE))
 
 
 ToolRunner = Callable[[Inputs, dict[str, Any], str], RunResult]

@@ -11,9 +11,9 @@ import os
 import re
 import tempfile
 import unicodedata
-from pathlib import Path
 from collections.abc import Iterator
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 AREAS = ("uploads", "thumbnails", "results", "cache")
 """Top-level folders of the store; nothing else can be read or written."""
@@ -182,14 +182,17 @@ class S3FileStore:
     def write(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
-    def read(self, key: str) -> bytes:
+    def _body(self, key: str) -> Any:
+        """The object's streaming body (raises FileNotFoundError)."""
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         except self.client.exceptions.ClientError as exc:
             if self._missing(exc):
                 raise FileNotFoundError(key) from None
             raise
-        data: bytes = body.read()
+
+    def read(self, key: str) -> bytes:
+        data: bytes = self._body(key).read()
         return data
 
     def exists(self, key: str) -> bool:
@@ -209,13 +212,7 @@ class S3FileStore:
         return int(head["ContentLength"])
 
     def stream(self, key: str) -> Iterator[bytes]:
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-        except self.client.exceptions.ClientError as exc:
-            if self._missing(exc):
-                raise FileNotFoundError(key) from None
-            raise
-        return iter(body.iter_chunks(CHUNK))
+        return iter(self._body(key).iter_chunks(CHUNK))
 
     def local_path(self, key: str) -> Path | None:
         self.size(key)  # raises FileNotFoundError when missing

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ _TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
 _UNFINISHED = _TASKS.c.status.not_in([TaskStatus.DONE.value, TaskStatus.ERROR.value])
 
 # The per-task statements a worker runs, built once (Core, not the ORM: measured
-# 3.1 → 1.x ms of worker CPU per task; docs/decisions.md, "Throughput").
+# 3.1 → 1.7 ms of worker CPU per task; docs/decisions.md, "Throughput").
 _START = (
     update(_TASKS)
     .where(_TASKS.c.uid == bindparam("task_uid"), _UNFINISHED)
@@ -83,28 +83,15 @@ def create_task(
 ) -> Task:
     """Insert a new ``queued`` task (before its uid is enqueued)."""
     now = utcnow()
-    values: dict[str, Any] = {
-        "uid": uid,
-        "status": TaskStatus.QUEUED.value,
-        "tool": tool,
-        "params": params,
-        "created_at": now,
-        "updated_at": now,
-        "input_files": input_files,
-        "thumbnails": thumbnails,
-        "result_files": [],
-        "result_data": {},
-        "error": None,
-        "attempts": 0,
-        "request_id": request_id,
-    }
-    with db.transaction() as conn:
-        conn.execute(_CREATE, values)
-    return Task(
+    task = Task(
         uid=uid, status=TaskStatus.QUEUED, tool=tool, params=dict(params), created_at=now,
         updated_at=now, input_files=list(input_files), thumbnails=list(thumbnails),
         result_files=[], result_data={}, error=None, attempts=0, request_id=request_id,
     )
+    row = {f.name: getattr(task, f.name) for f in fields(task)}
+    with db.transaction() as conn:
+        conn.execute(_CREATE, {**row, "status": task.status.value})
+    return task
 
 
 def get_task(db: Database, uid: str) -> Task | None:
@@ -192,8 +179,7 @@ def return_to_queue(db: Database, uid: str, *, uncount_attempt: bool = False) ->
     with db.write() as session:
         done = session.execute(
             update(TaskRow)
-            .where(TaskRow.uid == uid)
-            .where(TaskRow.status.not_in([TaskStatus.DONE.value, TaskStatus.ERROR.value]))
+            .where(TaskRow.uid == uid, _UNFINISHED)
             .values(**values)
         )
         return bool(done.rowcount)
