@@ -66,6 +66,27 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(
         50.0, gt=0, description="Largest accepted uploaded file, in MB (2**20 bytes); larger → 413."
     )
+    max_json_kb: float = Field(
+        64.0,
+        gt=0,
+        description="Largest JSON (or other non-multipart) request body, in KB (2**10 bytes); "
+        "larger → 413 before it is read whole.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A request's headers must arrive within this many seconds (408 and the "
+        "connection closed otherwise).",
+    )
+    body_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="After this many seconds of reading a request body, it must have come at "
+        "AEROVISION_BODY_MIN_RATE bytes/s on average (408 otherwise).",
+    )
+    body_min_rate: float = Field(
+        500.0, ge=0, description="Slowest accepted average request body rate, in bytes/s."
+    )
     max_image_pixels: int = Field(
         100_000_000,
         ge=1,
@@ -128,6 +149,18 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(
         64, ge=1, description="Deliveries in flight at once (one slow receiver never blocks "
         "the others)."
+    )
+    webhook_per_receiver: int = Field(
+        4,
+        ge=1,
+        description="Deliveries in flight at once to one webhook, so that a slow receiver "
+        "never holds the slots of the others.",
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Let webhooks reach loopback, link-local, private and other non-public "
+        "addresses (local receivers in development and tests). Cloud metadata addresses "
+        "stay refused.",
     )
     opencv_threads: int = Field(
         0,
@@ -194,6 +227,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * MiB)
+
+    @property
+    def max_json_bytes(self) -> int:
+        return int(self.max_json_kb * 1024)
 
     @property
     def api_key_list(self) -> list[str]:

@@ -18,6 +18,17 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("aerovision_request_id", default
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
+_ESCAPES = {
+    c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]
+} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (C0, DEL, C1, line separators) as ``\\xNN``:
+    one log record stays one line, and no client text can move a terminal's cursor."""
+    return text.translate(_ESCAPES)
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s [%(request_id)s]: %(message)s"
 
 
@@ -35,6 +46,15 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """The text format, with the message escaped by :func:`printable` (a traceback,
+    appended after it, keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, process, request_id, message."""
 
@@ -45,7 +65,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "process": record.processName,
             "request_id": getattr(record, "request_id", None),
-            "message": record.getMessage(),
+            "message": printable(record.getMessage()),
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -56,7 +76,7 @@ def configure_logging(level: str, fmt: str = "text") -> None:
     """Root logging for a process: level, text or JSON, request ids on every record."""
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []

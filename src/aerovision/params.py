@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 
 TemplateMethod = Literal[
@@ -153,24 +153,39 @@ def defaults(tool: str) -> dict[str, Any]:
     return TOOLS[tool].params().model_dump()
 
 
+def _not_null(cls: type, value: Any) -> Any:
+    """The partial models' rule: a field may be left out, but not sent as ``null``."""
+    if value is None:
+        raise ValueError("must not be null; leave the field out to keep it")
+    return value
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 @cache
 def partial_model(params: type[ToolParams], *, strict: bool = False) -> type[ToolParams]:
-    """The same fields as ``params``, all optional (``None`` = not given).
+    """The same fields as ``params``, all optional: left out, a field is ``None``.
 
     Used for request fields and ``PUT /settings`` bodies: the same ranges apply,
-    fields left out keep their current value, unknown fields are rejected.
-    ``strict`` is for JSON bodies, where a value must already have its type
-    (``true``, not ``"true"`` or ``1``); form fields are text and are parsed.
+    fields left out keep their current value, unknown fields are rejected, and
+    an explicit ``null`` is refused (the schema says so: the types are not
+    nullable). ``strict`` is for JSON bodies, where a value must already have
+    its type (``true``, not ``"true"`` or ``1``); form fields are text and are parsed.
     """
     fields: dict[str, Any] = {}
     for name, info in params.model_fields.items():
-        optional = FieldInfo.merge_field_infos(info, default=None)
-        fields[name] = (info.annotation | None, optional)
+        optional = FieldInfo.merge_field_infos(
+            info, default=None, json_schema_extra=_no_default
+        )
+        fields[name] = (info.annotation, optional)
     base = StrictToolParams if strict else ToolParams
     return create_model(  # type: ignore[no-any-return]
         f"{params.__name__}{'Update' if strict else 'Fields'}",
         __base__=base,
         __doc__=f"Any subset of {params.__name__}'s fields.",
+        __validators__={"not_null": field_validator("*", mode="before")(_not_null)},
         **fields,
     )
 
@@ -220,15 +235,17 @@ def parse_steps(
     :class:`StepsError` whose errors name the step (``loc`` ``["body", "steps", i, …]``,
     ``msg`` starting with ``step N``).
     """
-    import json
-
     from pydantic import ValidationError
+
+    from aerovision import safejson
 
     def error(loc: tuple[Any, ...], msg: str, given: Any, kind: str = "value_error") -> StepsError:
         return StepsError([{"type": kind, "loc": ("body", "steps", *loc), "msg": msg, "input": given}])
 
     try:
-        steps = json.loads(raw)
+        steps = safejson.loads(raw)
+    except safejson.TooDeep as exc:
+        raise error((), f"steps: {exc}", None, "json_too_deep") from None
     except ValueError as exc:
         raise error((), f"steps is not valid JSON: {exc}", raw, "json_invalid") from None
     if not isinstance(steps, list) or not steps:

@@ -209,12 +209,16 @@ def run(
 def _serve_http(settings: Settings, services: object) -> None:
     import uvicorn
 
+    from aerovision.api import server as http_server
     from aerovision.api.app import create_app
 
     app = create_app(settings, services)  # type: ignore[arg-type]
     server = uvicorn.Server(
-        uvicorn.Config(
+        http_server.config(
             app,
+            header_timeout_s=settings.header_timeout_s,
+            body_timeout_s=settings.body_timeout_s,
+            body_min_rate=settings.body_min_rate,
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.images import encode, photo
+from tests.images import encode, photo, png_chunk
 from tests.server import ServeProcess
 
 
@@ -64,3 +64,56 @@ def test_missing_file_is_404(server: ServeProcess) -> None:
     response = requests.get(server.url("/results/no-such-task/matches.png"), timeout=10)
     assert response.status_code == 404
     assert response.json() == {"detail": "File not found"}
+
+
+def png_with_html(script: str) -> bytes:
+    """A valid PNG that carries an HTML page in a tEXt chunk (a polyglot)."""
+    png = encode(photo("coffee")[:64, :64])
+    page = f"<html><body><script>{script}</script></body></html>".encode()
+    at = png.index(b"IDAT") - 4
+    return png[:at] + png_chunk(b"tEXt", b"Comment\x00" + page) + png[at:]
+
+
+@pytest.mark.parametrize(
+    "name", ["x.html", "x.htm", "x.shtml", "x.xhtml", "x.js", "x.svg", "x.xml", "x.txt", "x"]
+)
+def test_an_upload_never_comes_back_as_a_page(server: ServeProcess, name: str) -> None:
+    """Whatever the client named it, an upload is served as an image type from the
+    allow-list or as an octet-stream attachment, never as HTML, script or SVG."""
+    polyglot = png_with_html("fetch('/api/v1/tasks')")
+    response = requests.post(
+        server.url("/api/v1/match/template"),
+        files={"image": ("image.png", encode(photo("coffee")[:128, :128])),
+               "template": (name, polyglot)},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    path = response.json()["input_files"][1]
+    got = requests.get(server.url(f"/{path}"), timeout=10)
+    assert got.status_code == 200
+    assert got.content == polyglot
+    assert got.headers["content-type"] == "application/octet-stream"
+    stored = path.rsplit("/", 1)[1]
+    assert got.headers["content-disposition"] == f'attachment; filename="{stored}"'
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "sandbox" in got.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    ("name", "media_type"),
+    [("a.png", "image/png"), ("a.JPG", "image/jpeg"), ("a.bmp", "image/bmp"),
+     ("a.tiff", "image/tiff")],
+)
+def test_images_keep_their_type_inline(server: ServeProcess, name: str, media_type: str) -> None:
+    ext = "." + name.rsplit(".", 1)[1].lower().replace("jpg", "jpeg")
+    data = encode(photo("coffee")[:96, :96], ".jpg" if ext == ".jpeg" else ext)
+    response = requests.post(
+        server.url("/api/v1/match/template"),
+        files={"image": (name, data), "template": ("t.png", encode(photo("coffee")[:32, :32]))},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    got = requests.get(server.url(f"/{response.json()['input_files'][0]}"), timeout=10)
+    assert got.headers["content-type"] == media_type
+    assert "content-disposition" not in got.headers

@@ -13,8 +13,9 @@ from starlette.responses import Response
 
 from aerovision import __version__
 from aerovision.api import errors
-from aerovision.api.limits import BodySizeLimit
-from aerovision.api.middleware import RequestContext
+from aerovision.api.headers import SecurityHeaders
+from aerovision.api.limits import BodyLimits
+from aerovision.api.middleware import HeadAsGet, RefuseControlCharacters, RequestContext
 from aerovision.api.routes import files, match, metrics, settings, system, tasks, webhooks
 from aerovision.api.services import Services
 from aerovision.config import Settings, get_settings
@@ -60,11 +61,18 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    # added innermost first: a request meets RequestContext, SecurityHeaders,
+    # RefuseControlCharacters, HeadAsGet and BodyLimits in that order
     app.add_middleware(
-        BodySizeLimit,
-        max_bytes=2 * config.max_upload_bytes + FORM_FIELDS_BYTES,
-        setting="AEROVISION_MAX_UPLOAD_MB, per file",
+        BodyLimits,
+        upload_bytes=2 * config.max_upload_bytes + FORM_FIELDS_BYTES,
+        upload_setting="AEROVISION_MAX_UPLOAD_MB, per file",
+        other_bytes=config.max_json_bytes,
+        other_setting="AEROVISION_MAX_JSON_KB",
     )
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(RefuseControlCharacters)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestContext, api_keys=config.api_key_list)
     if config.cors_origin_list:  # outermost: preflights carry no key and get answered here
         app.add_middleware(

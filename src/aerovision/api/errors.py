@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,13 @@ def field_error(field: str, message: str, given: Any = None) -> RequestValidatio
     return RequestValidationError(
         [{"type": "value_error", "loc": ("body", field), "msg": message, "input": given}]
     )
+
+
+SHOWN_INPUT_CHARS = 200
+"""A 422 shows at most this much of a rejected value: it never echoes large input."""
+
+SHOWN_ITEMS = 20
+"""…and at most this many items of a rejected array or object."""
 
 
 def _public_input(value: Any) -> Any:
@@ -33,14 +40,21 @@ def _public_input(value: Any) -> Any:
     return value
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` made JSON-safe and small: long text cut, long or deep containers elided."""
+    if isinstance(value, str):
+        if len(value) > SHOWN_INPUT_CHARS:
+            return value[:SHOWN_INPUT_CHARS] + f"… ({len(value)} characters)"
         return value
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple, dict)) and (len(value) > SHOWN_ITEMS or depth >= 4):
+        return None
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return str(value)
+        return {str(k)[:SHOWN_INPUT_CHARS]: _jsonable(v, depth + 1) for k, v in value.items()}
+    return _jsonable(str(value), depth)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -49,8 +63,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     for error in exc.errors():
         item = {
             "type": error.get("type", "value_error"),
-            "loc": list(error.get("loc", ())),
-            "msg": error.get("msg", ""),
+            "loc": [_jsonable(part) for part in error.get("loc", ())],
+            "msg": _jsonable(error.get("msg", "")),
             "input": _jsonable(_public_input(error.get("input"))),
         }
         if "ctx" in error:
@@ -65,16 +79,42 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        allowed: set[str] = set()
-        for route in request.app.routes:
-            if isinstance(route, Route) and route.path_regex.match(request.url.path):
-                allowed |= route.methods or set()
-        headers["Allow"] = ", ".join(sorted(allowed))
+        headers["Allow"] = ", ".join(allowed_methods(request))
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=headers)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path (routes of one path may be
+    registered apart, e.g. GET and PUT of settings); HEAD wherever GET is."""
+    routes = request.app.router.routes
+    allowed = {
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in routes
+        )
+    }
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    return sorted(allowed)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: the client gets JSON with the request id (the server logs the traceback)."""
+    request_id = request.scope.get("state", {}).get("request_id")
+    return JSONResponse(
+        {"detail": f"internal error (request {request_id}); the server log has the details"},
+        status_code=500,
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

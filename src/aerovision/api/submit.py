@@ -56,6 +56,7 @@ class ChainForm(BaseModel):
     image: UploadFile = Field(description=tool_params.CHAIN_INPUT_HELP[0])
     template: UploadFile = Field(description=tool_params.CHAIN_INPUT_HELP[1])
     steps: str = Field(
+        min_length=1,
         description='JSON array of at most 10 {"tool": "template"|"feature"|"surface", '
         '"params": {...}} objects; each step\'s params are merged over that tool\'s settings.'
     )

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from aerovision.api.deps import ServicesDep
-from aerovision.api.errors import field_error
 from aerovision.api.schemas import Message, ToolSettingsOut
 from aerovision.params import TOOLS, partial_model
 from aerovision.store.settings import get_tool_settings, update_tool_settings
@@ -24,9 +23,6 @@ def _routes_for(tool: str) -> None:
         services: ServicesDep, changes: Annotated[update_model, Body()]  # type: ignore[valid-type]
     ) -> ToolSettingsOut:
         given = changes.model_dump(exclude_unset=True)
-        nulls = [k for k, v in given.items() if v is None]
-        if nulls:
-            raise field_error(nulls[0], "must not be null; leave the field out to keep it")
         return ToolSettingsOut(tool=tool, params=update_tool_settings(services.db, tool, given))
 
     _register(read, "get", tool, f"{tool.capitalize()} settings")

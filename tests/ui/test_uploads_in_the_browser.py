@@ -1,0 +1,56 @@
+"""A hostile upload opened in a real browser runs nothing on the API's origin.
+
+The upload is a valid PNG with an HTML page in a tEXt chunk; its script would
+fetch ``/api/v1/tasks?stolen=<marker>``. Whatever name the client gave it, the
+server's access log must never show that request, and the UI itself must load
+under its Content-Security-Policy with no violation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Error as PlaywrightError
+
+from tests.api.test_files import png_with_html
+from tests.images import encode, photo
+from tests.server import ServeProcess
+
+
+def _upload(server: ServeProcess, name: str, marker: str) -> str:
+    polyglot = png_with_html(f"fetch('/api/v1/tasks?stolen={marker}')")
+    response = requests.post(
+        server.url("/api/v1/match/template"),
+        files={"image": ("image.png", encode(photo("coffee")[:128, :128])),
+               "template": (name, polyglot)},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["input_files"][1])
+
+
+@pytest.mark.parametrize("name", ["x.html", "x.svg", "x.xhtml", "x.png", "x"])
+def test_a_polyglot_upload_runs_no_script(page: Any, ui_server: ServeProcess, name: str) -> None:
+    marker = f"m{abs(hash(name))}"
+    path = _upload(ui_server, name, marker)
+    try:
+        page.goto(f"/{path}")
+        page.wait_for_timeout(500)
+    except PlaywrightError as exc:  # an attachment starts a download instead of a page
+        assert "Download is starting" in str(exc)
+    requests.get(ui_server.url("/api/v1/version"), timeout=5)  # flush the log
+    assert f"stolen={marker}" not in ui_server.log()
+
+
+def test_the_ui_loads_under_its_policy_without_violations(
+    page: Any, ui_server: ServeProcess
+) -> None:
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text)
+            if "Content Security Policy" in msg.text else None)
+    for route in ["/", "/#/new/template", "/#/tasks", "/#/settings", "/#/webhooks"]:
+        page.goto(route)
+        page.wait_for_load_state("networkidle")
+    assert violations == []
