@@ -459,6 +459,147 @@ def test_fuzz_only_input_errors(fmt: str) -> None:
                 pass
 
 
+# --- elements before the vertices: skipped by size, not parsed ---------------------------------
+
+VERTEX_HEADER = "element vertex {n}\n" + "".join(f"property float {c}\n" for c in XYZN)
+
+
+def _vertex_bytes(fmt: str, points: npt.NDArray[np.float64], normals: npt.NDArray[np.float64]) -> bytes:
+    columns = {name: values for name, values in zip(XYZN, np.hstack([points, normals]).T, strict=True)}
+    return _element_bytes(fmt, [("float", name) for name in XYZN], columns, len(points))
+
+
+def _list_rows(
+    fmt: str, lengths: npt.NDArray[np.int64], count_type: str, item_type: str, seed: int
+) -> bytes:
+    """Rows of one list property (``lengths`` items each, random values), built with numpy."""
+    rng = np.random.default_rng(seed)
+    if fmt == "ascii":  # a few random lines per length, picked at random
+        lines = {
+            n: [(" ".join(map(str, [n, *rng.integers(0, 99, n).tolist()])) + "\n").encode()
+                for _ in range(16)]
+            for n in set(lengths.tolist())
+        }
+        picks = rng.integers(0, 16, len(lengths)).tolist()
+        return b"".join(lines[n][k] for n, k in zip(lengths.tolist(), picks, strict=True))
+    endian = "<" if fmt == "binary_little_endian" else ">"
+    count, item = np.dtype(endian + _NP[count_type]), np.dtype(endian + _NP[item_type])
+    sizes = count.itemsize + lengths * item.itemsize
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    body = rng.integers(0, 256, int(sizes.sum()), dtype=np.uint8)  # garbage items
+    counts = lengths.astype(count).view(np.uint8).reshape(-1, count.itemsize)
+    for k in range(count.itemsize):
+        body[starts + k] = counts[:, k]
+    return body.tobytes()
+
+
+LENGTHS = {
+    "triangles": lambda rng, n: np.full(n, 3),
+    "triangles and a few quads": lambda rng, n: np.where(rng.random(n) < 0.001, 4, 3),
+    "triangles and quads": lambda rng, n: rng.integers(3, 5, n),
+    "any length": lambda rng, n: rng.integers(0, 7, n),
+    "empty": lambda rng, n: np.zeros(n, np.int64),
+}
+
+
+@pytest.mark.parametrize("fmt", ["binary_little_endian", "binary_big_endian"])
+@pytest.mark.parametrize("lengths", list(LENGTHS))
+@pytest.mark.parametrize(("count_type", "item_type"), [("uchar", "int"), ("int", "uint"), ("ushort", "short")])
+def test_a_large_list_element_before_the_vertices(
+    fmt: str, lengths: str, count_type: str, item_type: str
+) -> None:
+    """300,000 faces ahead of the vertices (MBs: several of the skipper's groups, many
+    windows) in each layout of lengths; the vertices after them come out exactly."""
+    rng = np.random.default_rng(21)
+    n = 300_000
+    points, normals = _cloud(300, seed=22)
+    header = (
+        f"ply\nformat {fmt} 1.0\nelement face {n}\n"
+        f"property list {count_type} {item_type} vertex_indices\n"
+        + VERTEX_HEADER.format(n=len(points)) + "end_header\n"
+    ).encode()
+    faces = _list_rows(fmt, LENGTHS[lengths](rng, n), count_type, item_type, seed=23)
+    data = header + faces + _vertex_bytes(fmt, points, normals)
+    _check(read_ply(data, max_points=LIMIT), points, normals)
+    with pytest.raises(InputError, match="truncated"):
+        read_ply(header + faces[: len(faces) // 2], max_points=LIMIT)
+
+
+LAYOUTS = [
+    ["list uchar int a"],
+    ["float w", "list uchar int a", "ushort c"],
+    ["list char short a", "list ushort uchar b"],
+    ["uchar k", "list uint double a", "double t", "list uchar float b", "short s"],
+]
+
+
+def _row_bytes(endian: str, layout: list[str], rng: np.random.Generator) -> bytes:
+    out = b""
+    for prop in layout:
+        parts = prop.split()
+        if parts[0] == "list":
+            n = int(rng.integers(0, 5))
+            out += np.array([n], endian + _NP[parts[1]]).tobytes()
+            out += rng.integers(0, 100, n).astype(endian + _NP[parts[2]]).tobytes()
+        else:
+            out += np.array([rng.integers(0, 100)], endian + _NP[parts[0]]).tobytes()
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["binary_little_endian", "binary_big_endian"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=[" ".join(x) for x in LAYOUTS])
+def test_list_elements_of_any_layout_before_the_vertices(fmt: str, layout: list[str]) -> None:
+    """Scalars around lists, two lists a row, signed and wide lengths; two such elements
+    and a fixed-size one ahead of the vertices."""
+    rng = np.random.default_rng(31)
+    endian = "<" if fmt == "binary_little_endian" else ">"
+    points, normals = _cloud(40, seed=32)
+    props = "".join(f"property {p}\n" for p in layout)
+    header = (
+        f"ply\nformat {fmt} 1.0\nelement tag 3000\n{props}element camera 7\nproperty double f\n"
+        f"element edge 2000\n{props}" + VERTEX_HEADER.format(n=len(points)) + "end_header\n"
+    ).encode()
+    body = b"".join(_row_bytes(endian, layout, rng) for _ in range(3000)) + b"\x01" * 56
+    body += b"".join(_row_bytes(endian, layout, rng) for _ in range(2000))
+    _check(read_ply(header + body + _vertex_bytes(fmt, points, normals), max_points=LIMIT), points, normals)
+
+
+def test_a_negative_length_deep_inside_a_list_element() -> None:
+    lengths = np.random.default_rng(41).integers(0, 7, 200_000)
+    points, normals = _cloud(5, seed=42)
+    header = (
+        "ply\nformat binary_little_endian 1.0\nelement face 200000\n"
+        "property list char int vertex_indices\n" + VERTEX_HEADER.format(n=5) + "end_header\n"
+    ).encode()
+    faces = bytearray(_list_rows("binary_little_endian", lengths, "char", "int", seed=43))
+    faces[int(np.sum(1 + 4 * lengths[:151_234]))] = 0xFE  # row 151,234's length: -2
+    data = header + bytes(faces) + _vertex_bytes("binary_little_endian", points, normals)
+    with pytest.raises(InputError, match="negative list length in element 'face'"):
+        read_ply(data, max_points=LIMIT)
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_a_large_ascii_element_before_the_vertices(eol: str) -> None:
+    """200,000 face lines, some blank or only spaces, ahead of the vertices: counted, not
+    parsed; the vertices come out exactly, and a short file says how many lines it has."""
+    rng = np.random.default_rng(51)
+    points, normals = _cloud(30, seed=52)
+    faces = _list_rows("ascii", LENGTHS["any length"](rng, 200_000), "uchar", "int", seed=53)
+    lines = faces.split(b"\n")
+    for i in range(0, len(lines) - 1, 997):
+        lines[i] += b"\n \t\n"  # blank lines are not rows
+    faces = b"\n".join(lines).replace(b"\n", eol.encode())
+    header = ("ply\nformat ascii 1.0\nelement face 200000\nproperty list uchar int vertex_indices\n"
+              + VERTEX_HEADER.format(n=30) + "end_header\n").replace("\n", eol).encode()
+    vertices = _vertex_bytes("ascii", points, normals).replace(b"\n", eol.encode())
+    _check(read_ply(header + faces + vertices, max_points=LIMIT), points, normals)
+    short = vertices.split(eol.encode())
+    with pytest.raises(InputError, match="holds only 20 vertex lines"):
+        read_ply(header + faces + eol.encode().join(short[:20]), max_points=LIMIT)
+    with pytest.raises(InputError, match="holds only 0 vertex lines"):
+        read_ply(header + faces[: len(faces) // 2] + b"1 2 3 " * 40, max_points=LIMIT)
+
+
 # --- PointCloud ---------------------------------------------------------------------------------
 
 

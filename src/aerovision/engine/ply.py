@@ -9,8 +9,11 @@ What is read: the ``vertex`` element's ``x y z`` and ``nx ny nz`` properties
 (``normal_x normal_y normal_z`` are accepted as aliases), whatever their numeric
 types (``char``/``int8`` ... ``double``/``float64``), wherever they sit among
 other vertex properties (colours, confidence, intensity, ...). Elements declared
-before the vertex element are skipped row by row (their list properties are
-walked); elements after it (faces, edges) are never read. Vertices whose normal
+before the vertex element are skipped by size, not parsed: a binary element of
+fixed-size rows in one step, a binary element with list properties (faces
+before the vertices) with numpy over the raw bytes, ASCII elements by counting
+their lines in large chunks. Elements after the vertices (faces, edges) are
+never read. Vertices whose normal
 has zero length are dropped (meshes often carry unreferenced vertices with zero
 normals); the rest are normalised to unit length.
 """
@@ -52,6 +55,9 @@ _STRUCT: Final = {"i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "
 
 _MAX_HEADER_BYTES: Final = 1 << 20
 """A header must end (``end_header``) within this many bytes."""
+
+_LINE_CHUNK: Final = 1 << 20
+"""Bytes of an ASCII body scanned at once when counting lines."""
 
 _FIRST_LINE: Final = re.compile(rb"ply[ \t]*(\r\n|\n|\r)")
 _END_HEADER: Final = re.compile(rb"(?:\r\n|\n)end_header[ \t]*(?:\r\n|\n|$)")
@@ -469,48 +475,287 @@ def _read_binary(data: bytes, header: _Header) -> FloatArray:
     return out
 
 
+_RUN_FIRST_ROWS: Final = 256
+"""Rows checked by the first step of a run (rows whose lists have the first row's lengths)."""
+
+_RUN_MAX_ROWS: Final = 1 << 20
+"""Most rows checked by one step of a run (the check grows ×4 per step up to this)."""
+
+_EXIT_WINDOW: Final = 256
+"""Bytes per window of the exit tables used where list lengths vary from row to row."""
+
+_EXIT_GROUP: Final = 1 << 17
+"""Bytes whose exit tables are built at once (bounds the memory: ~50 bytes per byte)."""
+
+_RUN_MIN_BYTES: Final = 1024
+"""A run covering fewer bytes than this is short: its fixed cost per byte exceeds the
+exit tables'."""
+
+_SHORT_RUNS: Final = 3
+"""After this many short runs in a row, a group of bytes is walked with exit tables."""
+
+IntArray = npt.NDArray[np.int64]
+
+
+def _truncated_inside(element: _Element) -> InputError:
+    return InputError(
+        f"the PLY file is truncated inside element {element.name!r}, before the vertices"
+    )
+
+
+def _row(data: bytes, offset: int, element: _Element, endian: str) -> tuple[int, list[int], list[int]]:
+    """One row of a binary element from ``offset``: ``(end, lengths, length offsets)`` —
+    where the row ends, each list's length and where in the row that length is stored."""
+    lengths: list[int] = []
+    where: list[int] = []
+    start = offset
+    try:
+        for p in element.properties:
+            if p.count_code is None:
+                offset += np.dtype(p.code).itemsize
+                continue
+            (n,) = struct.unpack_from(endian + _STRUCT[p.count_code], data, offset)
+            if n < 0:
+                raise InputError(
+                    f"corrupt PLY file: a negative list length in element {element.name!r}"
+                )
+            lengths.append(n)
+            where.append(offset - start)
+            offset += np.dtype(p.count_code).itemsize + n * np.dtype(p.code).itemsize
+    except struct.error:
+        raise _truncated_inside(element) from None
+    if offset > len(data):
+        raise _truncated_inside(element)
+    return offset, lengths, where
+
+
 def _skip_binary(data: bytes, offset: int, element: _Element, endian: str) -> int:
-    """Offset just after `element`'s rows; lists are walked row by row."""
+    """Offset just after `element`'s rows, found by size rather than row by row.
+
+    Rows of fixed size: one multiplication. Rows with lists: first as runs of rows
+    whose lists have the same lengths as the run's first row (a mesh's triangles),
+    each run checked with strided numpy views; where lengths vary from row to row,
+    with exit tables over groups of bytes (:func:`_hop`). Either way the cost is a
+    few numpy passes over the bytes, never a Python step per row, and the memory is
+    bounded by the group, whatever the row count.
+    """
     if all(p.count_code is None for p in element.properties):
         end = offset + element.count * element.min_binary_size()
-    else:
-        size = len(data)
-        try:
-            for _ in range(element.count):
-                for p in element.properties:
-                    if p.count_code is None:
-                        offset += np.dtype(p.code).itemsize
-                        continue
-                    (n,) = struct.unpack_from(endian + _STRUCT[p.count_code], data, offset)
-                    if n < 0:
-                        raise InputError(
-                            f"corrupt PLY file: a negative list length in element {element.name!r}"
-                        )
-                    offset += np.dtype(p.count_code).itemsize + n * np.dtype(p.code).itemsize
-                    if offset > size:
-                        break
-                if offset > size:
-                    break
-        except struct.error:
-            offset = size + 1
-        end = offset
-    if end > len(data):
-        raise InputError(
-            f"the PLY file is truncated inside element {element.name!r}, before the vertices"
-        )
-    return end
+        if end > len(data):
+            raise _truncated_inside(element)
+        return end
+    remaining, short = element.count, 0
+    while remaining > 0:
+        start = offset
+        rows, offset = _run(data, offset, remaining, element, endian)
+        remaining -= rows
+        short = short + 1 if offset - start < _RUN_MIN_BYTES else 0
+        if remaining > 0 and short >= _SHORT_RUNS:  # lengths vary from row to row
+            rows, offset = _hop(data, offset, remaining, element, endian)
+            remaining -= rows
+            short = 0
+    return offset
+
+
+def _run(data: bytes, offset: int, remaining: int, element: _Element, endian: str) -> tuple[int, int]:
+    """``(rows, end)``: the rows from ``offset`` (at least one) whose lists have the
+    lengths of the first one, up to ``remaining``; raises on a bad first row."""
+    first_end, lengths, where = _row(data, offset, element, endian)
+    size = first_end - offset
+    codes = [endian + p.count_code for p in element.properties if p.count_code is not None]
+    rows, pos, step = 0, offset, _RUN_FIRST_ROWS
+    while rows < remaining:
+        k = min(remaining - rows, (len(data) - pos) // size, step)
+        if k == 0:  # the next row does not fit: the next step reports it
+            break
+        same = k
+        for code, length, at in zip(codes, lengths, where, strict=True):
+            column: npt.NDArray[np.int64] = np.ndarray(
+                (k,), dtype=code, buffer=data, offset=pos + at, strides=(size,)
+            )
+            differs = np.flatnonzero(column != length)
+            if differs.size:
+                same = min(same, int(differs[0]))
+        rows += same
+        pos += same * size
+        if same < k:
+            break
+        step = min(4 * step, _RUN_MAX_ROWS)
+    return rows, pos
+
+
+def _lengths_at(buf: npt.NDArray[np.uint8], at: IntArray, code: str) -> IntArray:
+    """The list length of type ``code`` stored at each byte offset ``at``."""
+    width = np.dtype(code).itemsize
+    raw = buf[at[:, None] + np.arange(width)]
+    lengths: IntArray = raw.view(code).reshape(-1).astype(np.int64)
+    return lengths
+
+
+@dataclass(frozen=True)
+class _Exits:
+    """Where rows go from each byte of a group of bytes (offsets relative to its start).
+
+    The group is cut into windows of :data:`_EXIT_WINDOW` bytes; every table is kept
+    column by column (byte ``o`` of every window side by side), see :meth:`at`.
+    ``ends``: where a row starting at that byte would end; ``bad``: no row can start
+    there (it would run past the data, or has a negative list length); ``exits`` and
+    ``rows``: where the rows starting there first leave the window, and how many rows
+    that is (the byte itself and 0 when bad).
+    """
+
+    ends: IntArray
+    bad: npt.NDArray[np.bool_]
+    exits: IntArray
+    rows: IntArray
+    windows: int
+
+    def at(self, x: int) -> int:
+        """Index of byte ``x`` (relative to the group) in the tables."""
+        return (x % _EXIT_WINDOW) * self.windows + x // _EXIT_WINDOW
+
+
+def _row_sizes(data: bytes, start: int, windows: int, element: _Element, endian: str) -> tuple[
+    IntArray, npt.NDArray[np.bool_]
+]:
+    """Size of a row of ``element`` starting at each byte of the ``windows`` windows
+    from ``start`` (``[column, window]``), and which of those starts are impossible."""
+    width = _EXIT_WINDOW
+    buf = np.frombuffer(data, dtype=np.uint8)
+    last = len(data)
+    column = np.arange(width, dtype=np.int64)[:, None]
+    starts = start + np.arange(windows, dtype=np.int64)[None, :] * width + column
+    sizes = np.zeros((width, windows), dtype=np.int64)
+    bad = np.zeros((width, windows), dtype=bool)
+    fixed, first = 0, True  # scalar bytes since the previous list; no list seen yet
+    for p in element.properties:
+        if p.count_code is None:
+            fixed += np.dtype(p.code).itemsize
+            continue
+        code = endian + p.count_code
+        step = np.dtype(code).itemsize
+        if fixed:
+            sizes += fixed
+        if first and start + fixed + windows * width - 1 + step <= last:
+            # every start's first length sits the same distance after it: a strided view
+            lengths = np.ndarray(
+                (width, windows), dtype=code, buffer=data, offset=start + fixed,
+                strides=(1, width),
+            ).astype(np.int64, order="C")
+        else:
+            at = starts + sizes
+            bad |= at + step > last
+            lengths = _lengths_at(buf, np.minimum(at, last - step).reshape(-1), code)
+            lengths = lengths.reshape(width, windows)
+        fixed, first = 0, False
+        if p.count_code.startswith("i"):
+            negative = lengths < 0
+            bad |= negative
+            lengths[negative] = 0
+        lengths *= np.dtype(p.code).itemsize
+        sizes += lengths
+        sizes += step
+    if fixed:
+        sizes += fixed
+    bad |= starts + sizes > last
+    return sizes, bad
+
+
+def _exits(data: bytes, start: int, element: _Element, endian: str) -> _Exits:
+    """The :class:`_Exits` of the :data:`_EXIT_GROUP` bytes from ``start``.
+
+    Every byte is taken as a possible row start and sized at once (numpy over all of
+    them). A row that leaves its window is its own exit; one that stays leads to the
+    next row's exit: one numpy step fills a column of every window, from the
+    windows' last byte backwards.
+    """
+    width = _EXIT_WINDOW
+    windows = -(-min(_EXIT_GROUP, len(data) - start) // width)
+    sizes, bad = _row_sizes(data, start, windows, element, endian)
+    column = np.arange(width, dtype=np.int64)[:, None]
+    window = np.arange(windows, dtype=np.int64)[None, :]
+    here = window * width + column
+    stays = ~bad & (column + sizes < width)
+    link = (column + np.where(stays, sizes, 0)) * windows + window
+    ends = here + sizes
+    exits = np.where(bad, here, ends)
+    rows = (~bad).astype(np.int64)
+    step = stays.astype(np.int64)
+    flat_exits, flat_rows = exits.reshape(-1), rows.reshape(-1)
+    for o in range(width - 2, -1, -1):  # a row starting in a window's last byte leaves it
+        exits[o] = flat_exits[link[o]]
+        rows[o] = flat_rows[link[o]] + step[o]
+    return _Exits(ends.reshape(-1), bad.reshape(-1), flat_exits, flat_rows, windows)
+
+
+def _hop(data: bytes, offset: int, remaining: int, element: _Element, endian: str) -> tuple[int, int]:
+    """``(rows, end)``: up to ``remaining`` rows from ``offset``, where list lengths vary:
+    window by window with the exit tables of :func:`_exits`, then row by row inside
+    the last window. Stops early (even at 0 rows) before a bad row; the caller's next
+    :func:`_run` reports it."""
+    table = _exits(data, offset, element, endian)
+    size = table.ends.size
+    pos, walked = 0, 0
+    while pos < size and walked < remaining:
+        i = table.at(pos)
+        rows = int(table.rows[i])
+        if rows == 0:
+            break
+        if rows > remaining - walked:  # the element ends inside this window
+            while walked < remaining and pos < size and not table.bad[table.at(pos)]:
+                pos = int(table.ends[table.at(pos)])
+                walked += 1
+            break
+        walked += rows
+        pos = int(table.exits[i])
+    return walked, offset + pos
+
+
+def _skip_lines(data: bytes, offset: int, lines: int) -> tuple[int, int]:
+    """``(end, found)``: the offset just after the ``lines``-th non-blank line from
+    ``offset``, or the end of the data and how many lines it holds when fewer.
+
+    Lines end at ``\\n``, ``\\r`` or ``\\r\\n``, as ``bytes.splitlines`` says; a line of
+    whitespace only is blank. Scanned in chunks with numpy, not split.
+    """
+    if lines <= 0:
+        return offset, 0
+    found = 0
+    open_line = False  # the line running into this chunk has a non-blank character
+    pos, size = offset, len(data)
+    while pos < size:
+        end = min(pos + _LINE_CHUNK, size)
+        buf = np.frombuffer(data, dtype=np.uint8, count=end - pos, offset=pos)
+        breaks = (buf == 10) | (buf == 13)
+        blank = breaks | (buf == 32) | ((buf >= 9) & (buf <= 12))
+        kept = np.flatnonzero(breaks | ~blank)  # line breaks and non-blank characters
+        if kept.size:
+            is_break = breaks[kept]
+            after_text = np.empty_like(is_break)
+            after_text[0] = open_line
+            after_text[1:] = ~is_break[:-1]
+            line_ends = kept[is_break & after_text]
+            if line_ends.size >= lines - found:
+                return pos + int(line_ends[lines - found - 1]) + 1, lines
+            found += int(line_ends.size)
+            open_line = not bool(is_break[-1])
+        pos = end
+    if open_line:  # the last line has no line break
+        found += 1
+    return size, found
 
 
 def _read_ascii(data: bytes, header: _Header) -> FloatArray:
-    lines = [line for line in data[header.body_offset :].splitlines() if line.strip()]
-    start = sum(e.count for e in header.elements[: header.vertex_index])
+    before = sum(e.count for e in header.elements[: header.vertex_index])
     vertex = header.elements[header.vertex_index]
-    rows = lines[start : start + vertex.count]
-    if len(rows) < vertex.count:
+    start, skipped = _skip_lines(data, header.body_offset, before)
+    end, found = _skip_lines(data, start, vertex.count) if skipped == before else (start, 0)
+    if found < vertex.count:
         raise InputError(
             f"the PLY file is truncated: the header declares {vertex.count:,} vertices "
-            f"but the file holds only {max(len(rows), 0):,} vertex lines"
+            f"but the file holds only {found:,} vertex lines"
         )
+    rows = [line for line in data[start:end].splitlines() if line.strip()]
     width = len(vertex.properties)
     block = b"\n".join(rows)
     counts = _tokens_per_line(block, vertex.count)
