@@ -25,20 +25,18 @@ MB = 1024 * 1024
 """Sizes in messages and settings are in MB of 2**20 bytes."""
 
 
-def _shown(size: int) -> str:
-    return f"{size / MB:.1f} MB" if size >= MB // 10 else f"{size / 1024:.1f} KB"
-
-
-def _limit_shown(limit: int) -> str:
-    return f"{limit / MB:g} MB" if limit >= MB else f"{limit / 1024:g} KB"
-
-
-def too_large(what: str, size: int | None, limit: int, setting: str) -> HTTPException:
-    """413 saying which limit was passed and its value."""
-    shown = _shown(size) if size is not None else "larger"
-    return HTTPException(
-        status_code=413, detail=f"{what} is {shown}; the limit is {_limit_shown(limit)} ({setting})"
-    )
+def too_large(
+    what: str, size: int | None, limit: int, setting: str, unit: str = "MB"
+) -> HTTPException:
+    """413 saying which limit was passed and its value, in the setting's ``unit`` (MB or KB)."""
+    if size is None:
+        shown = "larger"
+    elif unit == "KB" and size < MB:
+        shown = f"{size / 1024:.1f} KB"
+    else:
+        shown = f"{size / MB:.1f} MB"
+    cap = f"{limit / 1024:g} KB" if unit == "KB" else f"{limit / MB:g} MB"
+    return HTTPException(status_code=413, detail=f"{what} is {shown}; the limit is {cap} ({setting})")
 
 
 class _BodyTooLarge(Exception):
@@ -79,18 +77,20 @@ class BodyLimits:
         other_setting: str,
     ) -> None:
         self.app = app
-        self.upload = (upload_bytes, upload_setting)
-        self.other = (other_bytes, other_setting)
+        self.upload = (upload_bytes, upload_setting, "MB")
+        self.other = (other_bytes, other_setting, "KB")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         content_type = _content_type(scope)
-        limit, setting = self.upload if content_type == "multipart/form-data" else self.other
+        limit, setting, unit = (
+            self.upload if content_type == "multipart/form-data" else self.other
+        )
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
-            exc = too_large("the request body", declared, limit, setting)
+            exc = too_large("the request body", declared, limit, setting, unit)
             await send_json(send, exc.status_code, exc.detail, close=True)
             return
         if is_json(content_type):
@@ -104,7 +104,7 @@ class BodyLimits:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise too_large("the request body", None, limit, setting)
+                    raise too_large("the request body", None, limit, setting, unit)
             return message
 
         await self.app(scope, limited_receive, send)
@@ -115,7 +115,7 @@ class BodyLimits:
         try:
             body = await _read_all(receive, limit)
         except _BodyTooLarge:
-            exc = too_large("the request body", None, limit, setting)
+            exc = too_large("the request body", None, limit, setting, "KB")
             await send_json(send, exc.status_code, exc.detail, close=True)
             return
         if body is None:  # the client went away
