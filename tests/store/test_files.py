@@ -1,17 +1,23 @@
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aerovision.store.files import (
+    AREAS,
     BadKey,
     FileStore,
     LocalFileStore,
-    open_store,
+    StoreUnavailable,
     check_key,
+    open_store,
     sanitize_filename,
     thumbnail_name,
     unique_name,
 )
+from tests.backends import MotoServer
+from tests.server import free_port
 
 
 @pytest.mark.parametrize(
@@ -114,6 +120,102 @@ def test_store_contract(any_store: FileStore) -> None:
         with pytest.raises(BadKey):
             any_store.write(bad, b"x")
         assert not any_store.exists(bad)
+    any_store.delete("results/u/matches.png")
+    any_store.delete("results/u/matches.png")  # gone already: fine
+    assert not any_store.exists("results/u/matches.png")
+    any_store.check_writable()
+
+
+def test_a_missing_file_names_the_key_not_a_server_path(tmp_path: Path) -> None:
+    store = LocalFileStore(tmp_path / "store")
+    with pytest.raises(FileNotFoundError) as missing:
+        store.read("uploads/u/gone.png")
+    assert "uploads/u/gone.png" in str(missing.value)
+    assert str(tmp_path) not in str(missing.value)
+
+
+def immutable(path: Path, on: bool) -> None:
+    """``chattr +i``/``-i``: not even root may add or remove entries of an immutable
+    folder (chmod does not stop root, whom the tests run as)."""
+    subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True, capture_output=True)
+
+
+def immutable_folders_work(tmp_path: Path) -> bool:
+    probe = tmp_path / "chattr-probe"
+    probe.mkdir()
+    try:
+        immutable(probe, True)
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    try:
+        (probe / "x").write_bytes(b"x")
+    except OSError:
+        return True
+    finally:
+        immutable(probe, False)
+    return False
+
+
+@pytest.fixture
+def frozen_store(tmp_path: Path) -> Iterator[LocalFileStore]:
+    """A local store whose area folders refuse new entries (as a read-only disk would)."""
+    if not immutable_folders_work(tmp_path):
+        pytest.skip("chattr +i does not work on this filesystem")
+    store = LocalFileStore(tmp_path / "store")
+    store.write("uploads/u/kept.png", b"png")
+    for area in AREAS:
+        immutable(store.root / area, True)
+    try:
+        yield store
+    finally:
+        for area in AREAS:
+            immutable(store.root / area, False)
+
+
+def test_a_store_that_refuses_writes_says_why_without_paths(frozen_store: LocalFileStore) -> None:
+    root = str(frozen_store.root)
+    for attempt in (
+        lambda: frozen_store.write("results/new/matches.png", b"x"),
+        frozen_store.check_writable,
+    ):
+        with pytest.raises(StoreUnavailable) as refused:
+            attempt()
+        assert str(refused.value) == "the file store refused a write (operation not permitted)"
+        assert root not in str(refused.value)
+        assert isinstance(refused.value.__cause__, PermissionError)  # the details, for the log
+    assert frozen_store.read("uploads/u/kept.png") == b"png"  # reading still works
+
+
+def test_a_store_folder_that_cannot_be_created_does_not_stop_the_service(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / "results").write_bytes(b"not a folder")
+    store = LocalFileStore(root)  # no exception: /health and the 503s report it
+    with pytest.raises(StoreUnavailable, match=r"refused a write \(not a directory\)"):
+        store.write("results/u/matches.png", b"x")
+    with pytest.raises(StoreUnavailable, match="not a directory"):
+        store.check_writable()
+    store.write("uploads/u/a.png", b"a")
+
+
+def test_s3_failures_are_store_unavailable(moto_server: MotoServer, tmp_path: Path) -> None:
+    keys = {"access_key_id": "test", "secret_access_key": "test"}
+    no_bucket = open_store(
+        "s3://no-such-bucket-here/files", tmp_path, endpoint_url=moto_server.url, **keys
+    )
+    with pytest.raises(StoreUnavailable) as refused:
+        no_bucket.write("results/u/matches.png", b"x")
+    assert str(refused.value) == "the file store refused a write (S3 NoSuchBucket)"
+    with pytest.raises(StoreUnavailable, match="NoSuchBucket"):
+        no_bucket.read("uploads/u/a.png")
+    with pytest.raises(StoreUnavailable, match="NoSuchBucket"):
+        no_bucket.check_writable()
+    closed = f"http://127.0.0.1:{free_port()}"
+    unreachable = open_store("s3://bucket/files", tmp_path, endpoint_url=closed, **keys)
+    with pytest.raises(StoreUnavailable) as down:
+        unreachable.check_writable()
+    assert str(down.value).startswith("the file store refused a write (S3 unreachable (")
+    assert "127.0.0.1" not in str(down.value)
 
 
 def test_unknown_storage_url_is_refused(tmp_path: Path) -> None:

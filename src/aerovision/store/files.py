@@ -3,14 +3,24 @@
 A key is a relative path such as ``uploads/<uid>/photo.png``; it is exactly what
 tasks list in ``input_files``/``thumbnails``/``result_files`` and what
 ``GET /<key>`` serves.
+
+A store that cannot do its job (a read-only or full disk, a directory it may not
+write, an S3 bucket that refuses or does not answer) raises
+:class:`StoreUnavailable`, whose message names the cause and never a path on the
+server: that is the service's fault, not the request's (the API answers 503, a
+worker retries the task). A file that is not there is ``FileNotFoundError`` naming
+the key only.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import re
 import tempfile
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,8 +36,45 @@ CHUNK = 1024 * 1024
 MAX_NAME_LENGTH = 100
 
 
+log = logging.getLogger(__name__)
+
+
 class BadKey(ValueError):
     """A key that does not name a file inside the store."""
+
+
+class StoreUnavailable(Exception):
+    """The store refused or failed an operation: the service's fault, not the caller's.
+
+    ``str()`` is safe to show anyone: it names the operation and a short cause
+    (``read-only file system``, ``no space left on device``, ``S3 AccessDenied``,
+    ``S3 unreachable``), never a path, host or credential. The original error is
+    the ``__cause__`` (for the server log).
+    """
+
+    def __init__(self, operation: str, reason: str) -> None:
+        self.operation = operation  # "write", "read" or "delete"
+        self.reason = reason
+        what = {"write": "refused a write", "read": "could not read a file"}.get(
+            operation, f"could not {operation} a file"
+        )
+        super().__init__(f"the file store {what} ({reason})")
+
+
+def _os_reason(exc: OSError) -> str:
+    """``read-only file system``, ``no space left on device``…: the errno's words."""
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return type(exc).__name__
+
+
+def missing(key: str) -> FileNotFoundError:
+    """The store's "no such file", naming the key only (never a server path)."""
+    return FileNotFoundError(errno.ENOENT, "no such file in the file store", key)
+
+
+HEALTH_PREFIX = ".health-"
+"""Name prefix of the small files :meth:`FileStore.check_writable` writes and deletes."""
 
 
 def check_key(key: str) -> list[str]:
@@ -57,6 +104,15 @@ class FileStore(Protocol):
 
     def read(self, key: str) -> bytes: ...
 
+    def delete(self, key: str) -> None:
+        """Remove the file if it is there."""
+        ...
+
+    def check_writable(self) -> None:
+        """Write and delete a small file where the store keeps files (a health probe);
+        raises :class:`StoreUnavailable` if it cannot."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def size(self, key: str) -> int:
@@ -79,7 +135,11 @@ class LocalFileStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         for area in AREAS:
-            (self.root / area).mkdir(parents=True, exist_ok=True)
+            try:
+                (self.root / area).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # the service starts; /health and the 503s say why
+                log.error("the file store cannot create its %s folder in %s: %s", area,
+                          self.root, exc)
 
     def _path(self, key: str) -> Path:
         path = self.root.joinpath(*check_key(key))
@@ -90,18 +150,49 @@ class LocalFileStore:
     def write(self, key: str, data: bytes) -> None:
         """Write atomically: readers see the old file or the whole new one."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except OSError as exc:
+            raise StoreUnavailable("write", _os_reason(exc)) from exc
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StoreUnavailable("write", _os_reason(exc)) from exc
             raise
 
     def read(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise missing(key) from None
+        except OSError as exc:
+            raise StoreUnavailable("read", _os_reason(exc)) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except (NotADirectoryError, IsADirectoryError):
+            pass
+        except OSError as exc:
+            raise StoreUnavailable("delete", _os_reason(exc)) from exc
+
+    def check_writable(self) -> None:
+        """One small file written and deleted in each area (each may be its own mount)."""
+        for area in AREAS:
+            try:
+                fd, tmp = tempfile.mkstemp(dir=self.root / area, prefix=HEALTH_PREFIX)
+                try:
+                    os.write(fd, b"ok")
+                finally:
+                    os.close(fd)
+                    os.unlink(tmp)
+            except OSError as exc:
+                raise StoreUnavailable("write", _os_reason(exc)) from exc
 
     def ensure_bucket(self) -> None:
         """Nothing to create: the directories exist."""
@@ -153,13 +244,19 @@ class S3FileStore:
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        connection = {
+            "endpoint_url": endpoint_url,
+            "aws_access_key_id": access_key_id,
+            "aws_secret_access_key": secret_access_key,
+            "region_name": region,
+        }
         self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            region_name=region,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+            "s3", **connection, config=Config(retries={"max_attempts": 5, "mode": "standard"})
+        )
+        # the health probe asks once and gives up fast: /health must answer in time
+        self._probe_client = boto3.client(
+            "s3", **connection,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=2),
         )
 
     def _key(self, key: str) -> str:
@@ -179,21 +276,65 @@ class S3FileStore:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
         return code in ("404", "NoSuchKey", "NotFound")
 
+    @staticmethod
+    def _reason(exc: Exception) -> str:
+        """``S3 AccessDenied``, ``S3 NoSuchBucket``, ``S3 unreachable (…)``: no endpoint."""
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code:
+            return f"S3 {str(code)[:40]}"
+        return f"S3 unreachable ({type(exc).__name__})"
+
     def write(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self._key(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable("write", self._reason(exc)) from exc
 
     def _body(self, key: str) -> Any:
         """The object's streaming body (raises FileNotFoundError)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self._key(key)
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-        except self.client.exceptions.ClientError as exc:
+            return self.client.get_object(Bucket=self.bucket, Key=name)["Body"]
+        except ClientError as exc:
             if self._missing(exc):
-                raise FileNotFoundError(key) from None
-            raise
+                raise missing(key) from None
+            raise StoreUnavailable("read", self._reason(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable("read", self._reason(exc)) from exc
 
     def read(self, key: str) -> bytes:
-        data: bytes = self._body(key).read()
+        from botocore.exceptions import BotoCoreError
+
+        body = self._body(key)
+        try:
+            data: bytes = body.read()
+        except BotoCoreError as exc:  # the connection dropped mid-body
+            raise StoreUnavailable("read", self._reason(exc)) from exc
         return data
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self._key(key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=name)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable("delete", self._reason(exc)) from exc
+
+    def check_writable(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = f"{self.prefix}cache/{HEALTH_PREFIX}{uuid.uuid4().hex}"
+        try:
+            self._probe_client.put_object(Bucket=self.bucket, Key=name, Body=b"ok")
+            self._probe_client.delete_object(Bucket=self.bucket, Key=name)
+        except (BotoCoreError, ClientError) as exc:
+            raise StoreUnavailable("write", self._reason(exc)) from exc
 
     def exists(self, key: str) -> bool:
         try:
@@ -207,7 +348,7 @@ class S3FileStore:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except self.client.exceptions.ClientError as exc:
             if self._missing(exc):
-                raise FileNotFoundError(key) from None
+                raise missing(key) from None
             raise
         return int(head["ContentLength"])
 
