@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 from aerovision.engine.errors import InputError
-from aerovision.jobs.executor import Limits, TaskProcess, run_isolated
+from aerovision.jobs.executor import Limits, TaskProcess, run_isolated, without_paths
+from aerovision.store.files import StoreUnavailable
 
 LIMITS = Limits(memory_mb=1024, timeout_s=10)
 
@@ -230,6 +232,87 @@ def test_the_child_ends_when_its_worker_dies(tmp_path: Path) -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def test_a_busy_child_dies_with_its_worker() -> None:
+    """SIGKILL of the worker while its child runs a task: the child does not run on
+    (PR_SET_PDEATHSIG; the end-of-file check only helps an idle child)."""
+    script = (
+        "import os, signal, time\n"
+        "from aerovision.jobs.executor import Limits, TaskProcess\n"
+        "def task():\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    time.sleep(60)\n"
+        "process = TaskProcess(task, Limits(memory_mb=0, timeout_s=120))\n"
+        "def tick():\n"
+        "    time.sleep(0.3)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "process.run((), tick=tick, tick_every_s=0.1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == -signal.SIGKILL
+    child = int(done.stdout)
+    deadline = time.monotonic() + 2
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(child)
+
+
+def test_a_child_forked_by_a_short_lived_thread_outlives_the_thread() -> None:
+    """The parent-death signal follows the forking thread: a child forked off the main
+    thread is not tied to it, so it keeps serving after that thread ends."""
+    process = TaskProcess(_task, LIMITS, tasks_per_process=100)
+    try:
+        forker = threading.Thread(target=process.start)
+        forker.start()
+        forker.join()
+        time.sleep(0.3)
+        first = process.run(("ok",))
+        second = process.run(("ok",))
+        assert first.ok and second.ok and first.value == second.value
+        assert process.forks == 1
+    finally:
+        process.close()
+
+
+def _store_fails() -> None:
+    try:
+        raise PermissionError(13, "Permission denied", "/srv/aerovision/data/results/u")
+    except PermissionError as exc:
+        raise StoreUnavailable("write", "permission denied") from exc
+
+
+def test_a_store_failure_is_retryable_and_keeps_the_child() -> None:
+    tasks = TaskProcess(
+        lambda kind: _store_fails() if kind == "store" else _task(kind), LIMITS,
+        tasks_per_process=100, retry_on=(StoreUnavailable,),
+    )
+    try:
+        first = tasks.run(("ok",)).value
+        failed = tasks.run(("store",))
+        assert not failed.ok and failed.retryable and failed.service_fault
+        assert failed.error == "the file store refused a write (permission denied)"
+        assert tasks.run(("ok",)).value == first
+    finally:
+        tasks.close()
+    unmarked = run_isolated(_store_fails, (), LIMITS)  # without retry_on: a bug, as before
+    assert not unmarked.retryable and "internal error: StoreUnavailable" in (unmarked.error or "")
+
+
+def _missing_file() -> None:
+    Path("/srv/aerovision/data/uploads/u/x.png").read_bytes()
+
+
+def test_error_messages_carry_no_absolute_paths() -> None:
+    outcome = run_isolated(_missing_file, (), LIMITS)
+    assert outcome.error == (
+        "internal error: FileNotFoundError: [Errno 2] No such file or directory: '…/x.png'"
+    )
+    assert without_paths("cannot open /a/b/c.ply (see /tmp)") == "cannot open …/c.ply (see …/tmp)"
+    kept = "template (64×64) is larger than the image (32×32); 1/2 and w/o; x: 0.5/1"
+    assert without_paths(kept) == kept
 
 
 def _alive(pid: int) -> bool:

@@ -14,16 +14,32 @@ or memory that stayed high after a task. ``tasks_per_process=1`` gives every
 task a fresh process. Reuse is what lets a second worker add throughput on a
 busy machine: forking, the child's copy-on-write faults and its exit cost
 more CPU than a small task's own work (docs/decisions.md, "Throughput").
+
+A child dies with its worker. Idle, it sees the end of its pipe and exits;
+busy, it would run on (past the task's time limit, while the task's retry runs
+elsewhere), so on Linux it asks the kernel for SIGKILL when its parent ends
+(``PR_SET_PDEATHSIG``). That signal follows the *thread* that forked: it is set
+only for children forked by the main thread, which lives as long as the
+worker process (the worker forks from its main thread).
+
+Exceptions of the types in ``retry_on`` (a file store that refuses writes) are
+the service's fault, not the task's: the outcome is retryable and marked
+``service_fault``, and the child stays in use. Messages never carry absolute
+server paths (:func:`without_paths`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import multiprocessing
 import os
+import re
 import resource
 import signal
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -55,9 +71,11 @@ class Outcome:
     """How a task ended.
 
     ``ok``: ``value`` is what the function returned. Otherwise ``error`` says why;
-    ``retryable`` is true when the child died without a verdict (killed, crashed),
-    so another attempt may succeed; ``released`` is true when the worker stopped
-    the child because it is shutting down (the task was not at fault).
+    ``retryable`` is true when the child died without a verdict (killed, crashed)
+    or the service failed the task (``service_fault``: an exception of
+    ``retry_on``, such as a file store refusing writes), so another attempt may
+    succeed; ``released`` is true when the worker stopped the child because it
+    is shutting down (the task was not at fault).
     """
 
     ok: bool
@@ -65,8 +83,38 @@ class Outcome:
     error: str | None = None
     retryable: bool = False
     released: bool = False
+    service_fault: bool = False
     peak_memory_mb: float | None = None  # the child's peak resident set during the task
     pid: int | None = None  # the process that ran the task
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s'\"/:;,()\[\]{}<>]+/)*([^\s'\"/:;,()\[\]{}<>]+)")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute path cut to its last part (``…/name``): task
+    errors are shown to API clients and must not reveal the server's layout."""
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), message)
+
+
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal this process gets when the thread that forked it ends."""
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux for SIGKILL when the parent ends; exit now if it already has."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        failed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0
+    except (OSError, AttributeError):
+        failed = True
+    if failed:
+        log.warning("task process %d cannot be tied to its worker (prctl failed)", os.getpid())
+        return
+    if os.getppid() != parent:  # the worker died between the fork and the prctl
+        os._exit(0)
 
 
 def _signal_name(number: int) -> str:
@@ -100,12 +148,18 @@ def _reset_peak() -> bool:
         return False
 
 
-def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits) -> tuple[str, Any, bool]:
+def _run_one(
+    fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits,
+    retry_on: tuple[type[Exception], ...] = (),
+) -> tuple[str, Any, bool]:
     """``(kind, payload, fit)``: the answer, and whether this process may serve another task."""
     try:
         return "ok", fn(*args), True
     except InputError as exc:
-        return "error", str(exc), True
+        return "error", without_paths(str(exc)), True
+    except retry_on as exc:  # the service failed, not the task: retried; this process is fine
+        log.warning("task could not finish: %s (%r)", exc, exc.__cause__ or exc)
+        return "retry", without_paths(str(exc)), True
     except MemoryError:
         message = (
             f"out of memory: the task needed more than the limit of {limits.memory_mb} "
@@ -114,14 +168,16 @@ def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits) -> t
         return "error", message, False
     except Exception as exc:  # noqa: BLE001 - a bug: report it on the task, log the traceback
         log.error("task function failed\n%s", traceback.format_exc())
-        return "error", f"internal error: {type(exc).__name__}: {exc}", False
+        return "error", without_paths(f"internal error: {type(exc).__name__}: {exc}"), False
 
 
 def _child_main(
     conn: Connection, parent_end: Connection, fn: Callable[..., Any], limits: Limits,
-    tasks_per_process: int,
+    tasks_per_process: int, retry_on: tuple[type[Exception], ...], parent: int | None,
 ) -> None:
-    parent_end.close()  # so that the worker dying shows here as end of file
+    if parent is not None:  # first: a busy child must not outlive its worker
+        _die_with_parent(parent)
+    parent_end.close()  # so that the worker dying shows here as end of file (when idle)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     gc.freeze()  # the collector leaves inherited objects alone: no copy-on-write for it
@@ -136,7 +192,7 @@ def _child_main(
         except (EOFError, OSError):
             return
         per_task_peak = _reset_peak()
-        kind, payload, fit = _run_one(fn, args, limits)
+        kind, payload, fit = _run_one(fn, args, limits, retry_on)
         served += 1
         memory = _memory_mb()
         peak_mb = memory.get("VmHWM") if per_task_peak else None
@@ -163,12 +219,16 @@ class TaskProcess:
     says. Not thread-safe: one worker drives one TaskProcess.
     """
 
-    def __init__(self, fn: Callable[..., Any], limits: Limits, *, tasks_per_process: int = 1) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], limits: Limits, *, tasks_per_process: int = 1,
+        retry_on: tuple[type[Exception], ...] = (),
+    ) -> None:
         if tasks_per_process < 1:
             raise ValueError("tasks_per_process must be at least 1")
         self.fn = fn
         self.limits = limits
         self.tasks_per_process = tasks_per_process
+        self.retry_on = retry_on
         self._child: Any = None
         self._conn: Connection | None = None
         self.forks = 0  # how many children this has started
@@ -181,9 +241,15 @@ class TaskProcess:
         self._discard(kill=True)
         ctx = multiprocessing.get_context("fork")
         parent_end, child_end = ctx.Pipe(duplex=True)
+        # PR_SET_PDEATHSIG fires when the forking *thread* ends: tie the child only to
+        # the main thread, which ends with the process (another thread may end first).
+        tie = os.getpid() if threading.current_thread() is threading.main_thread() else None
         child = ctx.Process(
             target=_child_main,
-            args=(child_end, parent_end, self.fn, self.limits, self.tasks_per_process),
+            args=(
+                child_end, parent_end, self.fn, self.limits, self.tasks_per_process,
+                self.retry_on, tie,
+            ),
             daemon=True,
         )
         child.start()
@@ -232,7 +298,11 @@ class TaskProcess:
                     self._discard(kill=False)
                 if kind == "ok":
                     return Outcome(ok=True, value=payload, peak_memory_mb=peak_mb, pid=child.pid)
-                return Outcome(ok=False, error=payload, peak_memory_mb=peak_mb, pid=child.pid)
+                fault = kind == "retry"
+                return Outcome(
+                    ok=False, error=payload, retryable=fault, service_fault=fault,
+                    peak_memory_mb=peak_mb, pid=child.pid,
+                )
             if not child.is_alive() and not conn.poll(0):
                 return self._death()
             now = time.monotonic()
