@@ -89,7 +89,8 @@ def skip_unless_route(server: ServeProcess, tool: str) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    proc = ServeProcess(tmp_path_factory.mktemp("client") / "data", workers=2).start()
+    proc = ServeProcess(tmp_path_factory.mktemp("client") / "data", workers=2,
+                        env={"AEROVISION_WEBHOOK_ALLOW_PRIVATE": "1"}).start()
     yield proc
     proc.stop()
 

@@ -65,6 +65,7 @@ def cluster_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict
             "AEROVISION_LEASE_S": "3",
             "AEROVISION_REAPER_INTERVAL_S": "0.5",
             "AEROVISION_WEBHOOK_RETRY_BASE_S": "1",
+            "AEROVISION_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on 127.0.0.1
         }
 
 

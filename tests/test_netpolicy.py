@@ -172,8 +172,8 @@ def test_allow_private_allows_everything_but_metadata(address: str, why: str) ->
         ("http://0xa9fea9fe/", "0xa9fea9fe resolves to 169.254.169.254, a cloud metadata address"),
         ("http://2852039166/", "2852039166 resolves to 169.254.169.254, a cloud metadata address"),
         ("http://[::ffff:169.254.169.254]/",
-         "::ffff:169.254.169.254 is an IPv4-mapped form of 169.254.169.254, a cloud metadata "
-         "address"),
+         ("::ffff:169.254.169.254 is an IPv4-mapped form of 169.254.169.254, a cloud metadata "
+         "address")),
         ("http://[fd00:ec2::254]/", "fd00:ec2::254 is a cloud metadata address"),
         ("http://user:pw@10.0.0.5/", "10.0.0.5 is a private address"),
         ("http://0/", "0 resolves to 0.0.0.0, the unspecified address"),

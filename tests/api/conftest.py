@@ -34,6 +34,8 @@ def serve_for_module(
 
 @pytest.fixture(scope="session")
 def server(request: pytest.FixtureRequest, backend: str) -> Iterator[ServeProcess]:
-    """One real `aerovision serve` (2 workers) shared by the API tests, per backend."""
-    with serve_for_module(request, backend, "serve", workers=2) as proc:
+    """One real `aerovision serve` (2 workers) shared by the API tests, per backend
+    (its webhooks reach receivers on 127.0.0.1)."""
+    env = {"AEROVISION_WEBHOOK_ALLOW_PRIVATE": "1"}
+    with serve_for_module(request, backend, "serve", workers=2, env=env) as proc:
         yield proc

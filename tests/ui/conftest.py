@@ -47,7 +47,8 @@ def _chromium() -> str:
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """One real `aerovision serve` with 2 workers for the module's browser tests."""
-    proc = ServeProcess(tmp_path_factory.mktemp("ui") / "data", workers=2).start()
+    proc = ServeProcess(tmp_path_factory.mktemp("ui") / "data", workers=2,
+                        env={"AEROVISION_WEBHOOK_ALLOW_PRIVATE": "1"}).start()
     yield proc
     proc.stop()
 

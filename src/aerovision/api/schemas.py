@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -74,8 +73,19 @@ class HealthOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["ok", "degraded"] = Field(description="ok, or degraded (HTTP 503).")
-    database: str = Field(description="ok, or the error reaching the database.")
-    queue: str = Field(description="ok, or the error reaching the queue.")
+    database: str = Field(
+        description="ok, or what failed in short, e.g. 'error: database unreachable "
+        "(OperationalError)' (no hosts or paths: the server log has the details)."
+    )
+    queue: str = Field(
+        description="ok, or what failed in short, e.g. 'error: queue unreachable "
+        "(ConnectionError)'."
+    )
+    files: str = Field(
+        "ok",
+        description="ok, or why the file store cannot write (a small file is written and "
+        "deleted, at most every few seconds).",
+    )
     queue_depth: int | None = Field(description="Tasks waiting for a worker.")
     workers: int = Field(description="Workers that reported in during the last 30 s.")
     tasks: dict[str, int] = Field(description="Task counts by status.")
@@ -96,27 +106,47 @@ class WebhookIn(BaseModel):
 
     url: str = Field(
         max_length=2048,
-        description="http:// or https:// URL that receives a POST per task.",
+        description="http:// or https:// URL that receives a POST per task. It must reach a "
+        "public address: loopback, link-local, private and metadata addresses are refused "
+        "(unless the server sets AEROVISION_WEBHOOK_ALLOW_PRIVATE=1). No control characters "
+        "or whitespace. User info (https://user:password@host/…) is sent as HTTP Basic "
+        "authentication and shown masked.",
     )
     secret: str | None = Field(
         None,
         max_length=1024,
         description="If set, each POST carries X-Webhook-Signature: sha256=<hex HMAC-SHA256 "
-        "of the body with this secret>. Never shown again.",
+        "of the body with this secret>. Never shown again. No control characters.",
     )
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"url must be an http:// or https:// URL, got {value!r}")
+        from aerovision.netpolicy import validate_url
+
+        return validate_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _printable_secret(cls, value: str | None) -> str | None:
+        import unicodedata
+
+        if value is None:
+            return None
+        for position, char in enumerate(value):
+            if unicodedata.category(char) in ("Cc", "Cs"):
+                raise ValueError(
+                    f"secret must not contain control characters: U+{ord(char):04X} at "
+                    f"position {position}"
+                )
         return value
 
 
 class WebhookOut(BaseModel):
     id: str = Field(description="Webhook id (wh_…).")
-    url: str = Field(description="Where task notifications are posted.")
+    url: str = Field(
+        description="Where task notifications are posted; a password in it is shown as ***."
+    )
     created_at: datetime = Field(description="When it was registered (UTC).")
 
     @field_serializer("created_at")

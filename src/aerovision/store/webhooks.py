@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, CursorResult, Table, delete, func, insert, select, update
 
 from aerovision.store.db import Database
 from aerovision.store.models import DeliveryRow, DeliveryStatus, WebhookRow, utcnow
@@ -82,7 +83,8 @@ def get_webhook(db: Database, webhook_id: str) -> Webhook | None:
 def delete_webhook(db: Database, webhook_id: str) -> bool:
     """Remove the webhook and its deliveries (pending ones are not sent)."""
     with db.write() as session:
-        gone = session.execute(delete(WebhookRow).where(WebhookRow.id == webhook_id)).rowcount
+        result = session.execute(delete(WebhookRow).where(WebhookRow.id == webhook_id))
+        gone = cast("CursorResult[Any]", result).rowcount
         session.execute(delete(DeliveryRow).where(DeliveryRow.webhook_id == webhook_id))
         return bool(gone)
 
@@ -92,7 +94,7 @@ def add_deliveries(conn: Connection, task_uid: str, status: str, event_at: datet
     hooks = conn.execute(select(WebhookRow.id)).scalars().all()
     if hooks:
         conn.execute(
-            insert(DeliveryRow.__table__),
+            insert(cast(Table, DeliveryRow.__table__)),
             [
                 {
                     "id": f"dl_{secrets.token_hex(10)}",
@@ -111,19 +113,60 @@ def add_deliveries(conn: Connection, task_uid: str, status: str, event_at: datet
     return len(hooks)
 
 
-def claim_due(db: Database, limit: int, lease_s: float) -> list[Delivery]:
-    """Lock up to ``limit`` due pending deliveries for ``lease_s`` seconds and return them."""
+def claim_due(
+    db: Database, limit: int, lease_s: float, per_receiver: int | None = None
+) -> list[Delivery]:
+    """Lock up to ``limit`` due pending deliveries for ``lease_s`` seconds and return them,
+    oldest first.
+
+    With ``per_receiver``, a webhook never has more than that many deliveries locked
+    at once, counting those other notifier processes hold: a webhook at its cap
+    gets none, the others still get theirs, and the held-back ones keep their
+    place (oldest first) for the next claim. Nothing is counted as an attempt here.
+    """
     if limit <= 0:
         return []
     now = utcnow()
+    d = DeliveryRow
+    pending = d.status == DeliveryStatus.PENDING.value
+    claimable = (
+        pending,
+        d.next_attempt_at <= now,
+        (d.locked_until.is_(None)) | (d.locked_until < now),
+    )
+    if per_receiver is None:
+        chosen = select(d.id).where(*claimable).order_by(d.next_attempt_at, d.id).limit(limit)
+    else:
+        busy = (
+            select(d.webhook_id, func.count().label("busy"))
+            .where(pending, d.locked_until >= now)
+            .group_by(d.webhook_id)
+            .subquery()
+        )
+        ranked = (
+            select(
+                d.id,
+                d.webhook_id,
+                d.next_attempt_at,
+                func.row_number()
+                .over(partition_by=d.webhook_id, order_by=(d.next_attempt_at, d.id))
+                .label("rank"),
+            )
+            .where(*claimable)
+            .subquery()
+        )
+        chosen = (
+            select(ranked.c.id)
+            .select_from(ranked.outerjoin(busy, busy.c.webhook_id == ranked.c.webhook_id))
+            .where(ranked.c.rank <= per_receiver - func.coalesce(busy.c.busy, 0))
+            .order_by(ranked.c.next_attempt_at, ranked.c.id)
+            .limit(limit)
+        )
     with db.write() as session:
         rows = session.scalars(
-            select(DeliveryRow)
-            .where(DeliveryRow.status == DeliveryStatus.PENDING.value)
-            .where(DeliveryRow.next_attempt_at <= now)
-            .where((DeliveryRow.locked_until.is_(None)) | (DeliveryRow.locked_until < now))
-            .order_by(DeliveryRow.next_attempt_at)
-            .limit(limit)
+            select(d)
+            .where(d.id.in_(chosen), *claimable)  # checked again on the rows it locks
+            .order_by(d.next_attempt_at, d.id)
             .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
@@ -155,7 +198,7 @@ def record_attempt(
     values: dict[str, object] = {
         "attempts": DeliveryRow.attempts + 1,
         "response_code": response_code,
-        "error": error,
+        "error": error.replace("\x00", "\ufffd") if error is not None else None,
         "locked_until": None,
     }
     if ok:
@@ -181,8 +224,6 @@ def list_deliveries(db: Database, webhook_id: str, limit: int = 50) -> list[Deli
 
 
 def count_by_status(db: Database) -> dict[str, int]:
-    from sqlalchemy import func
-
     with db.read() as session:
         rows = session.execute(
             select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
