@@ -15,6 +15,9 @@ import pytest
 
 from aerovision.config import Settings
 from aerovision.notifier import Notifier, Outcome
+from aerovision.store import webhooks as webhook_store
+from aerovision.store.db import Database, migrate
+from aerovision.store.models import utcnow
 from tests.receiver import Receiver, TricklingReceiver
 from tests.server import free_port
 
@@ -215,3 +218,72 @@ def test_tls_is_checked_against_the_url_host_not_the_address(tmp_path: Path) -> 
     assert [r.path for r in receiver.received] == ["/tls"]
     for failed in (other, by_address):
         assert failed.error is not None and "CERTIFICATE_VERIFY_FAILED" in failed.error
+
+
+class _LeaseExpiresAtOnce(Notifier):
+    """A notifier whose claims expire at once, as if its database had stalled past the
+    lease: the database offers the delivery again on every poll while it is being sent."""
+
+    @property
+    def lease_s(self) -> float:
+        return 0.0
+
+
+def test_a_delivery_in_flight_is_never_attempted_twice(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'notifier.db'}"
+    migrate(url)
+    db = Database(url)
+    trickler = TricklingReceiver(interval=0.3).start()
+    settings = Settings(data_dir=tmp_path, webhook_timeout_s=2.0, webhook_allow_private=True,
+                        webhook_retry_base_s=60.0)
+    notifier = _LeaseExpiresAtOnce(settings, db)
+    try:
+        hook = webhook_store.create_webhook(db, trickler.url, None)
+        with db.transaction() as conn:
+            webhook_store.add_deliveries(conn, "task-1", "done", utcnow())
+        [delivery] = webhook_store.list_deliveries(db, hook.id)
+        webhook_store.set_body(db, delivery.id, '{"uid": "task-1"}')
+        notifier.start()
+        deadline = time.monotonic() + 10
+        while webhook_store.list_deliveries(db, hook.id)[0].attempts == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.5)  # polls go on; the attempt is recorded and due in a minute
+    finally:
+        notifier.stop()
+        trickler.stop()
+        db.dispose()
+    assert [c.delivery_id for c in trickler.connections] == [delivery.id]
+    [recorded] = webhook_store.list_deliveries(db, hook.id)
+    assert recorded.attempts == 1 and recorded.error == "no answer within 2 s"
+
+
+def test_stopping_waits_for_the_attempt_under_way(tmp_path: Path) -> None:
+    """Stopping lets the attempt under way end (it is bounded) and records it."""
+    url = f"sqlite:///{tmp_path / 'notifier.db'}"
+    migrate(url)
+    db = Database(url)
+    trickler = TricklingReceiver(interval=0.3).start()
+    settings = Settings(data_dir=tmp_path, webhook_timeout_s=1.5, webhook_allow_private=True)
+    notifier = Notifier(settings, db)
+    try:
+        hook = webhook_store.create_webhook(db, trickler.url, None)
+        with db.transaction() as conn:
+            webhook_store.add_deliveries(conn, "task-1", "done", utcnow())
+        [delivery] = webhook_store.list_deliveries(db, hook.id)
+        webhook_store.set_body(db, delivery.id, "{}")
+        notifier.start()
+        deadline = time.monotonic() + 10
+        while not trickler.connections:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        started = time.monotonic()
+        notifier.stop()
+        took = time.monotonic() - started
+        [recorded] = webhook_store.list_deliveries(db, hook.id)
+    finally:
+        trickler.stop()
+        db.dispose()
+    assert took < 1.5 + 1.0
+    assert recorded.attempts == 1 and recorded.error == "no answer within 1.5 s"
+    assert recorded.status.value == "pending"
