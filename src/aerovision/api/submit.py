@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from fastapi import UploadFile
+from fastapi import HTTPException, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from aerovision import params as tool_params
@@ -21,7 +21,13 @@ from aerovision.engine.imageio import sniff_image
 from aerovision.engine.ply import sniff_ply
 from aerovision.observability import REQUEST_ID
 from aerovision.store import tasks as task_store
-from aerovision.store.files import sanitize_filename, thumbnail_name, unique_name
+from aerovision.store.files import (
+    FileStore,
+    StoreUnavailable,
+    sanitize_filename,
+    thumbnail_name,
+    unique_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,9 @@ SNIFFERS: dict[str, Callable[[bytes, Services], object]] = {
     "ply": lambda data, services: sniff_ply(data, max_points=services.settings.max_ply_points),
 }
 """Cheap header checks by input kind (no decoding in the API process)."""
+
+STORE_RETRY_AFTER_S = 30
+"""Retry-After of the 503 answered when the file store refuses the uploads."""
 
 
 @cache
@@ -88,6 +97,25 @@ def _check_kind(
     raise field_error(field, " / ".join(messages), filename)
 
 
+def _store_upload(store: FileStore, key: str, data: bytes, *, written: list[str]) -> None:
+    """Write one upload; when the store refuses, remove the ``written`` ones of this
+    request and answer 503 (the service's fault: the request may be sent again)."""
+    try:
+        store.write(key, data)
+    except StoreUnavailable as exc:
+        log.error("cannot store an upload: %s (%r)", exc, exc.__cause__ or exc)
+        for done in written:
+            try:
+                store.delete(done)
+            except StoreUnavailable:
+                pass
+        raise HTTPException(
+            status_code=503,
+            detail=f"{exc}; the task was not created, try again later",
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        ) from None
+
+
 def submit(
     services: Services,
     *,
@@ -117,7 +145,7 @@ def submit(
         name = unique_name(sanitize_filename(upload.filename, fallback=field), taken)
         taken.add(name)
         key = f"uploads/{uid}/{name}"
-        services.store.write(key, data)
+        _store_upload(services.store, key, data, written=input_files)
         input_files.append(key)
         thumbnails.append(f"thumbnails/{uid}/{thumbnail_name(name)}")
     task = task_store.create_task(

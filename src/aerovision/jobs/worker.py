@@ -1,4 +1,11 @@
-"""The worker loop: claim a uid, run its task isolated, record the outcome, repeat."""
+"""The worker loop: claim a uid, run its task isolated, record the outcome, repeat.
+
+A task that fails because the file store refused a write (read-only, full,
+unreachable) is the service's fault: it goes back to the queue with a backoff
+(bounded by AEROVISION_MAX_ATTEMPTS), and this worker takes no new task until
+a probe write to the store succeeds again, so an outage does not use up the
+attempts of every queued task.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from aerovision.config import Settings
-from aerovision.jobs.executor import Limits, Outcome, TaskProcess
+from aerovision.jobs.executor import Limits, Outcome, TaskProcess, without_paths
 from aerovision.jobs.queue import Queue
 from aerovision.jobs.runners import Job, RunResult, run_job
 from aerovision.observability import REQUEST_ID
@@ -19,7 +26,7 @@ from aerovision.params import input_fields
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store
 from aerovision.store.db import Database
-from aerovision.store.files import FileStore
+from aerovision.store.files import FileStore, StoreUnavailable
 from aerovision.store.models import TaskStatus
 
 log = logging.getLogger(__name__)
@@ -31,7 +38,18 @@ HEARTBEAT_EVERY_S = 5.0
 """How often a worker records that it is alive (see /health)."""
 
 RETRY_DELAY_S = 1.0
-"""Pause before a task whose process died is tried again."""
+"""Pause before a retried task (its process died, or the store failed) is tried again;
+doubled with each attempt, up to RETRY_DELAY_MAX_S."""
+
+RETRY_DELAY_MAX_S = 30.0
+
+STORE_PROBE_EVERY_S = 1.0
+"""While the file store refuses writes, how often the worker tries it again."""
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before attempt ``attempts + 1``: 1 s, 2 s, 4 s … up to 30 s."""
+    return float(min(RETRY_DELAY_MAX_S, RETRY_DELAY_S * 2 ** max(0, attempts - 1)))
 
 
 def new_worker_id() -> str:
@@ -49,6 +67,7 @@ class Worker:
     _last_heartbeat: float = 0.0
     _current: str | None = None
     _tasks: TaskProcess | None = None
+    _store_down: bool = False  # the last task failed on the store: probe before claiming
 
     @property
     def task_process(self) -> TaskProcess:
@@ -59,6 +78,7 @@ class Worker:
                 Limits(memory_mb=self.settings.task_memory_mb,
                        timeout_s=self.settings.task_timeout_s),
                 tasks_per_process=self.settings.tasks_per_process,
+                retry_on=(StoreUnavailable,),
             )
         return self._tasks
 
@@ -78,6 +98,11 @@ class Worker:
                 self.task_process.start()  # ready before the first task arrives
             while not self.stop_requested:
                 self._heartbeat()
+                if self._store_down and not self._store_writable():
+                    if burst:
+                        break
+                    time.sleep(STORE_PROBE_EVERY_S)
+                    continue
                 try:
                     uid = self.queue.claim(
                         self.id, self.settings.lease_s, 0.0 if burst else CLAIM_TIMEOUT_S
@@ -173,18 +198,37 @@ class Worker:
             )
             log.info("task %s done in %.3f s%s", uid, elapsed, memory)
         elif outcome.retryable and attempts < self.settings.max_attempts:
+            if outcome.service_fault:
+                self._store_down = True
             task_store.return_to_queue(self.db, uid)
-            self.queue.release(uid, delay_s=RETRY_DELAY_S)
-            log.warning("task %s: %s; retrying (attempt %d of %d)", uid, outcome.error, attempts,
-                        self.settings.max_attempts)
+            delay = retry_delay(attempts)
+            self.queue.release(uid, delay_s=delay)
+            log.warning("task %s: %s; retrying (attempt %d of %d) in %g s", uid, outcome.error,
+                        attempts, self.settings.max_attempts, delay)
             return
         else:
-            error = outcome.error or "unknown error"
+            if outcome.service_fault:
+                self._store_down = True
+            error = without_paths(outcome.error or "unknown error")
             if outcome.retryable:
                 error = f"{error}; gave up after {attempts} attempts"
             task_store.finish_task(self.db, uid, status=TaskStatus.ERROR, error=error)
             log.info("task %s error after %.3f s%s: %s", uid, elapsed, memory, error)
         self.queue.ack(uid)
+
+    def _store_writable(self) -> bool:
+        """Probe the file store after a task failed on it; True once it takes writes."""
+        try:
+            self.store.check_writable()
+        except StoreUnavailable as exc:
+            log.debug("worker %s: %s; waiting", self.id, exc)
+            return False
+        except Exception:
+            log.exception("worker %s: the file store probe failed", self.id)
+            return False
+        log.info("worker %s: the file store takes writes again; taking tasks", self.id)
+        self._store_down = False
+        return True
 
     def _tick(self, uid: str) -> None:
         try:

@@ -272,16 +272,22 @@ class S3FileStore:
                 raise
             self.client.create_bucket(Bucket=self.bucket)
 
+    @staticmethod
+    def _code(exc: Exception) -> str:
+        """The S3 error code of a ClientError ('' for others, e.g. a dropped connection)."""
+        response = getattr(exc, "response", None)
+        error = response.get("Error") if isinstance(response, dict) else None
+        return str(error.get("Code") or "") if isinstance(error, dict) else ""
+
     def _missing(self, exc: Exception) -> bool:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        return code in ("404", "NoSuchKey", "NotFound")
+        return self._code(exc) in ("404", "NoSuchKey", "NotFound")
 
     @staticmethod
     def _reason(exc: Exception) -> str:
         """``S3 AccessDenied``, ``S3 NoSuchBucket``, ``S3 unreachable (…)``: no endpoint."""
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        code = S3FileStore._code(exc)
         if code:
-            return f"S3 {str(code)[:40]}"
+            return f"S3 {code[:40]}"
         return f"S3 unreachable ({type(exc).__name__})"
 
     def write(self, key: str, data: bytes) -> None:
@@ -344,12 +350,17 @@ class S3FileStore:
         return True
 
     def size(self, key: str) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        name = self._key(key)
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except self.client.exceptions.ClientError as exc:
+            head = self.client.head_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
             if self._missing(exc):
                 raise missing(key) from None
-            raise
+            raise StoreUnavailable("read", self._reason(exc)) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable("read", self._reason(exc)) from exc
         return int(head["ContentLength"])
 
     def stream(self, key: str) -> Iterator[bytes]:

@@ -1,0 +1,281 @@
+"""A file store that stops taking writes mid-run: /health says so, submissions get a
+JSON 503, the task in flight goes back to the queue and completes once the store is
+back, instead of ending in `error` with a server path in its message.
+
+How the store is made to refuse writes, as root (the tests run as root, so chmod
+stops nothing):
+
+- local store (embedded): ``chattr +i`` on the store's area folders (uploads/,
+  thumbnails/, results/, cache/): nobody, root included, may add or remove an entry
+  in an immutable folder, while the files in it stay readable; ``chattr -i`` mends
+  it. Where chattr does not work (tmpfs, some overlay filesystems), each area
+  folder is moved aside and a regular file put in its place (writes fail with
+  ENOTDIR; reads of inputs fail too, which the task in flight has done already).
+- S3 (scaled): the service reaches moto through a TCP proxy of the test's that
+  can cut every connection and refuse new ones (an S3 endpoint going away); the
+  bucket and its objects are untouched and reachable again once the proxy mends.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from aerovision.store.files import AREAS
+from tests.backends import MotoServer
+from tests.images import encode, scene_with_patch
+from tests.server import ServeProcess, children_of, free_port
+from tests.test_runtime import _slow_inputs
+
+
+class FrozenFolders:
+    """The local store's area folders refusing new entries (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.chattr = self._chattr_works(root.parent)
+
+    @staticmethod
+    def _chattr_works(where: Path) -> bool:
+        probe = where / "chattr-probe"
+        probe.mkdir(exist_ok=True)
+        try:
+            subprocess.run(["chattr", "+i", str(probe)], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError):
+            return False
+        try:
+            (probe / "x").write_bytes(b"x")
+            return False
+        except OSError:
+            return True
+        finally:
+            subprocess.run(["chattr", "-i", str(probe)], check=False, capture_output=True)
+
+    def on(self) -> None:
+        for area in AREAS:
+            folder = self.root / area
+            if self.chattr:
+                subprocess.run(["chattr", "+i", str(folder)], check=True, capture_output=True)
+            else:
+                folder.rename(self.root / f"{area}.aside")
+                folder.write_bytes(b"not a folder")
+
+    def off(self) -> None:
+        for area in AREAS:
+            folder = self.root / area
+            if self.chattr:
+                subprocess.run(["chattr", "-i", str(folder)], check=False, capture_output=True)
+            elif (self.root / f"{area}.aside").exists():
+                folder.unlink(missing_ok=True)
+                (self.root / f"{area}.aside").rename(folder)
+
+
+class CuttableProxy:
+    """A TCP proxy to 127.0.0.1:``target`` that can cut every connection and refuse new
+    ones, then mend (see the module docstring)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._cut = threading.Event()
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self._cut.set()
+        with self._lock:
+            for end in self._open:
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()
+            self._open.clear()
+
+    def mend(self) -> None:
+        self._cut.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+
+def _wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """``check()`` until it gives something other than None or False (a 503 response
+    is falsy, so truth is not the test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found is not None and found is not False:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def _submit(server: ServeProcess, image: bytes, template: bytes) -> requests.Response:
+    return requests.post(
+        server.url("/api/v1/match/template"),
+        files={"image": ("scene.png", image), "template": ("part.png", template)},
+        timeout=120,
+    )
+
+
+def _wait_for_results_stage(server: ServeProcess, task: dict[str, Any]) -> None:
+    """Until the task has read its inputs and written its thumbnails, and is busy
+    matching: what it writes next is its results."""
+    thumbnail = server.url("/" + task["thumbnails"][0])
+    _wait_for("the thumbnails", lambda: requests.get(thumbnail, timeout=5).status_code == 200)
+    assert any(children_of(worker, busy=True) for worker in server.worker_pids())
+
+
+@pytest.fixture
+def outage(
+    backend: str, fresh_backend: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[dict[str, str], Callable[[], None], Callable[[], None]]]:
+    """``(env, refuse, mend)``: the backend's environment and how to make its store
+    refuse writes and take them again."""
+    data_dir = tmp_path / "data"
+    if backend == "embedded":
+        frozen = FrozenFolders(data_dir)
+        try:
+            yield fresh_backend, frozen.on, frozen.off
+        finally:
+            frozen.off()
+        return
+    moto: MotoServer = request.getfixturevalue("moto_server")
+    proxy = CuttableProxy(moto.port)
+    try:
+        yield {**fresh_backend, "AEROVISION_S3_ENDPOINT_URL": proxy.url}, proxy.cut, proxy.mend
+    finally:
+        proxy.close()
+
+
+def test_a_store_that_refuses_writes_is_a_service_fault_and_the_task_is_retried(
+    tmp_path: Path, outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]]
+) -> None:
+    env, refuse, mend = outage
+    data_dir = tmp_path / "data"
+    server = ServeProcess(data_dir, workers=1, env=env).start()
+    try:
+        healthy = requests.get(server.url("/health"), timeout=10).json()
+        assert healthy["files"] == "ok" and healthy["status"] == "ok"
+        response = _submit(server, *_slow_inputs())
+        assert response.status_code == 201, response.text
+        uid = response.json()["uid"]
+        _wait_for_results_stage(server, response.json())
+        refuse()
+
+        def degraded() -> requests.Response | None:
+            answer = requests.get(server.url("/health"), timeout=30)
+            return answer if answer.json()["files"] != "ok" else None
+
+        health: requests.Response = _wait_for("/health to notice", degraded)
+        assert health.status_code == 503
+        body = health.json()
+        assert body["status"] == "degraded"
+        assert body["files"].startswith("error: the file store refused a write (")
+        assert str(data_dir) not in health.text and "127.0.0.1" not in health.text
+
+        scene, icon, _ = scene_with_patch(1)
+        refused = _submit(server, encode(scene), encode(icon))
+        assert refused.status_code == 503
+        assert refused.headers["content-type"] == "application/json"
+        assert int(refused.headers["retry-after"]) > 0
+        detail = refused.json()["detail"]
+        assert detail.startswith("the file store refused a write (")
+        assert str(data_dir) not in detail and "127.0.0.1" not in detail
+
+        retry = re.compile(rf"task {uid}: the file store refused a write .*; retrying \(attempt 1 of 3\)")
+        _wait_for("the task given back", lambda: retry.search(server.log()), timeout=90)
+        time.sleep(3)  # the worker waits for the store instead of using up attempts
+        task = requests.get(server.url(f"/api/v1/tasks/{uid}"), timeout=5).json()
+        assert task["status"] == "queued", task
+        assert "attempt 2 of 3" not in server.log()
+
+        mend()
+        task = server.wait_task(uid, timeout=120)
+        assert task["status"] == "done", task
+        assert task["error"] is None and task["result_files"]
+        assert f"task {uid} (template) started, attempt 2" in server.log()
+        assert len(re.findall(rf"task {uid} done", server.log())) == 1
+        _wait_for("/health to recover", lambda: requests.get(
+            server.url("/health"), timeout=30
+        ).json()["files"] == "ok")
+        again = _submit(server, encode(scene), encode(icon))
+        assert again.status_code == 201, again.text
+        assert server.wait_task(again.json()["uid"])["status"] == "done"
+    finally:
+        mend()
+        server.stop(signal.SIGTERM)
+
+
+def test_the_last_attempt_names_the_cause_without_paths(
+    tmp_path: Path, outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]]
+) -> None:
+    """With one attempt allowed, a store that refuses the results ends the task in an
+    error that says so, and nothing of the server's layout."""
+    env, refuse, mend = outage
+    data_dir = tmp_path / "data"
+    server = ServeProcess(data_dir, workers=1, env={**env, "AEROVISION_MAX_ATTEMPTS": "1"}).start()
+    try:
+        response = _submit(server, *_slow_inputs())
+        assert response.status_code == 201, response.text
+        uid = response.json()["uid"]
+        _wait_for_results_stage(server, response.json())
+        refuse()
+        task = server.wait_task(uid, timeout=120)
+        assert task["status"] == "error"
+        assert re.fullmatch(
+            r"the file store refused a write \(.+\); gave up after 1 attempts", task["error"]
+        ), task["error"]
+        assert str(data_dir) not in task["error"] and "/" not in task["error"].split("(")[1]
+    finally:
+        mend()
+        server.stop(signal.SIGTERM)
