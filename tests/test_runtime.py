@@ -133,6 +133,80 @@ def test_worker_killed_mid_task_is_recovered_by_the_reaper(
         server.stop()
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped has stopped running)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_worker_killed_mid_task_takes_its_task_process_with_it(
+    tmp_path: Path, fresh_backend: dict[str, str]
+) -> None:
+    """SIGKILL of the worker (not its child): the busy child dies with it instead of
+    running on past the time limit, and the task is completed once, by the retry."""
+    server = ServeProcess(
+        tmp_path / "data", workers=1,
+        env={**fresh_backend, "AEROVISION_LEASE_S": "3", "AEROVISION_REAPER_INTERVAL_S": "0.5"},
+    ).start()
+    try:
+        uid = _submit(server, *_slow_inputs(), use_grayscale="false")  # several seconds
+        [child] = _running(server, uid)
+        worker = _parent(child)
+        assert worker in server.worker_pids()
+        os.kill(worker, signal.SIGKILL)
+        killed = time.monotonic()
+        while _alive(child) and time.monotonic() - killed < 2.0:
+            time.sleep(0.01)
+        print(f"task process gone {time.monotonic() - killed:.3f} s after its worker's SIGKILL")
+        assert not _alive(child), "the task process outlived its worker"
+        task = server.wait_task(uid, timeout=120)
+        assert task["status"] == "done", task
+        log = server.log()
+        assert "lease expired; back in the queue" in log
+        assert f"task {uid} (template) started, attempt 2" in log
+        assert len(re.findall(rf"task {uid} done", log)) == 1
+    finally:
+        server.stop()
+
+
+def test_a_task_whose_input_was_deleted_names_the_key_not_a_server_path(
+    tmp_path: Path, fresh_backend: dict[str, str]
+) -> None:
+    data_dir = tmp_path / "data"
+    first = ServeProcess(data_dir, workers=0, env=fresh_backend).start()
+    scene, icon, _ = scene_with_patch(1)
+    try:
+        uid = _submit(first, encode(scene), encode(icon))
+        key = requests.get(first.url(f"/api/v1/tasks/{uid}"), timeout=5).json()["input_files"][0]
+    finally:
+        first.stop()
+    storage = fresh_backend.get("AEROVISION_STORAGE_URL")
+    if storage is None:
+        (data_dir / key).unlink()
+    else:
+        import boto3
+
+        bucket, _, prefix = storage.removeprefix("s3://").partition("/")
+        boto3.client(
+            "s3", endpoint_url=fresh_backend["AEROVISION_S3_ENDPOINT_URL"],
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1",
+        ).delete_object(Bucket=bucket, Key=f"{prefix}/{key}")
+    second = ServeProcess(data_dir, workers=1, env=fresh_backend).start()
+    try:
+        task = second.wait_task(uid)
+        assert task["status"] == "error"
+        assert task["error"] == f"image: input file {key} is missing from the file store"
+        assert str(data_dir) not in task["error"]
+    finally:
+        second.stop()
+
+
 def test_huge_png_is_a_task_error_and_the_worker_keeps_serving(
     tmp_path: Path, fresh_backend: dict[str, str]
 ) -> None:

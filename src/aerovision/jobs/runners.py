@@ -3,7 +3,9 @@
 Runs inside the task's child process (see executor.py). Inputs are read from
 the file store once and decoded at most once per kind (a chain's steps share
 them); pictures are written back to the store under the task's (or step's)
-results folder, and JSON-ready result data is returned.
+results folder, and JSON-ready result data is returned. An input the store no
+longer has is the task's error (InputError, naming the key); a store that fails
+(StoreUnavailable) is not, and is left to the worker, which retries the task.
 """
 
 from __future__ import annotations
@@ -57,9 +59,13 @@ class Inputs:
     _decoded: dict[str, list[Any] | InputError] = field(default_factory=dict)
 
     def raw(self, index: int) -> bytes:
+        """The input file's bytes; InputError when the store no longer has it."""
         key = self.job.input_files[index]
         if key not in self._raw:
-            self._raw[key] = self.store.read(key)
+            try:
+                self._raw[key] = self.store.read(key)
+            except FileNotFoundError:
+                raise InputError(f"input file {key} is missing from the file store") from None
         return self._raw[key]
 
     def images(self) -> list[np.ndarray]:
