@@ -198,7 +198,8 @@ def outage(
 
 
 def test_a_store_that_refuses_writes_is_a_service_fault_and_the_task_is_retried(
-    tmp_path: Path, outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]]
+    tmp_path: Path, backend: str,
+    outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]],
 ) -> None:
     env, refuse, mend = outage
     data_dir = tmp_path / "data"
@@ -231,6 +232,11 @@ def test_a_store_that_refuses_writes_is_a_service_fault_and_the_task_is_retried(
         detail = refused.json()["detail"]
         assert detail.startswith("the file store refused a write (")
         assert str(data_dir) not in detail and "127.0.0.1" not in detail
+        if backend == "scaled":  # S3 gone: reading a file is a 503 too, not a 500
+            download = requests.get(server.url("/" + response.json()["input_files"][0]), timeout=120)
+            assert download.status_code == 503, download.text
+            assert download.json()["detail"].startswith("the file store could not read a file (S3")
+            assert "127.0.0.1" not in download.text
 
         retry = re.compile(rf"task {uid}: the file store refused a write .*; retrying \(attempt 1 of 3\)")
         _wait_for("the task given back", lambda: retry.search(server.log()), timeout=90)

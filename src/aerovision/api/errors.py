@@ -114,7 +114,25 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+STORE_RETRY_AFTER_S = 30
+"""Retry-After of a 503 answered because the file store failed."""
+
+
+async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """The file store failed (read-only, full, unreachable): the service's fault, a 503
+    whose message names the cause (never a path); the server log gets the details."""
+    log.error("the file store failed: %s (%r)", exc, exc.__cause__ or exc)
+    return JSONResponse(
+        {"detail": f"{exc}; try again later"},
+        status_code=503,
+        headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
+
+
 def install(app: FastAPI) -> None:
+    from aerovision.store.files import StoreUnavailable
+
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
