@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -493,7 +493,9 @@ def _list_rows(
     return body.tobytes()
 
 
-LENGTHS = {
+Lengths = Callable[[np.random.Generator, int], npt.NDArray[np.int64]]
+
+LENGTHS: dict[str, Lengths] = {
     "triangles": lambda rng, n: np.full(n, 3),
     "triangles and a few quads": lambda rng, n: np.where(rng.random(n) < 0.001, 4, 3),
     "triangles and quads": lambda rng, n: rng.integers(3, 5, n),

@@ -1,5 +1,5 @@
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -174,10 +174,11 @@ def frozen_store(tmp_path: Path) -> Iterator[LocalFileStore]:
 
 def test_a_store_that_refuses_writes_says_why_without_paths(frozen_store: LocalFileStore) -> None:
     root = str(frozen_store.root)
-    for attempt in (
+    attempts: list[Callable[[], None]] = [
         lambda: frozen_store.write("results/new/matches.png", b"x"),
         frozen_store.check_writable,
-    ):
+    ]
+    for attempt in attempts:
         with pytest.raises(StoreUnavailable) as refused:
             attempt()
         assert str(refused.value) == "the file store refused a write (operation not permitted)"
