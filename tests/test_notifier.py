@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from aerovision import netpolicy
 from aerovision.config import Settings
 from aerovision.notifier import Notifier, Outcome
 from aerovision.store import webhooks as webhook_store
@@ -26,9 +27,15 @@ def _notifier(tmp_path: Path, **settings: object) -> Notifier:
     return Notifier(Settings(data_dir=tmp_path, **settings), db=None)  # type: ignore[arg-type]
 
 
-def _send(notifier: Notifier, url: str, **pool: object) -> Outcome:
+def _send(
+    notifier: Notifier,
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    lookup: netpolicy.Lookup = netpolicy.system_lookup,
+) -> Outcome:
     async def go() -> Outcome:
-        async with notifier.pool(**pool) as connections:  # type: ignore[arg-type]
+        async with notifier.pool(ssl_context=ssl_context, lookup=lookup) as connections:
             return await notifier.send(connections, url, b'{"uid": "u"}',
                                        {"X-Webhook-Delivery": "dl_test"})
 
@@ -42,7 +49,7 @@ def receiver() -> Iterator[Receiver]:
     started.stop()
 
 
-def _lookup_to(address: str, calls: list[str] | None = None):  # type: ignore[no-untyped-def]
+def _lookup_to(address: str, calls: list[str] | None = None) -> netpolicy.Lookup:
     """A resolver that answers ``address`` for every name (a DNS answer we choose)."""
 
     async def lookup(host: str, port: int) -> list[str]:

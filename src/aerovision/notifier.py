@@ -238,7 +238,9 @@ class Notifier:
         lookup: netpolicy.Lookup = netpolicy.system_lookup,
     ) -> httpcore.AsyncConnectionPool:
         """Connections to receivers, through the address check (``ssl_context``: the
-        certificates trusted, default the system's; ``lookup``: the resolver)."""
+        certificates trusted, by default httpx's: certifi's, or SSL_CERT_FILE/SSL_CERT_DIR;
+        ``lookup``: the resolver). No proxy: the address checked must be the one
+        connected to."""
         backend = CheckedBackend(allow_private=self.settings.webhook_allow_private, lookup=lookup)
         return httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or httpx.create_ssl_context(),
