@@ -41,7 +41,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -167,7 +166,7 @@ def _run_one(
         )
         return "error", message, False
     except Exception as exc:  # noqa: BLE001 - a bug: report it on the task, log the traceback
-        log.error("task function failed\n%s", traceback.format_exc())
+        log.exception("task function failed")
         return "error", without_paths(f"internal error: {type(exc).__name__}: {exc}"), False
 
 
