@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
 from pydantic.fields import FieldInfo
 
 TemplateMethod = Literal[
@@ -153,10 +153,17 @@ def defaults(tool: str) -> dict[str, Any]:
     return TOOLS[tool].params().model_dump()
 
 
-def _not_null(cls: type, value: Any) -> Any:
-    """The partial models' rule: a field may be left out, but not sent as ``null``."""
+def _given(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """The partial models' rules: a field may be left out, but not sent as ``null``; and
+    a whole number written as ``590.0`` is an integer (as JSON Schema counts it)."""
     if value is None:
         raise ValueError("must not be null; leave the field out to keep it")
+    field = cls.model_fields.get(info.field_name or "")
+    if (
+        field is not None and field.annotation is int and isinstance(value, float)
+        and value.is_integer()
+    ):
+        return int(value)
     return value
 
 
@@ -185,7 +192,7 @@ def partial_model(params: type[ToolParams], *, strict: bool = False) -> type[Too
         f"{params.__name__}{'Update' if strict else 'Fields'}",
         __base__=base,
         __doc__=f"Any subset of {params.__name__}'s fields.",
-        __validators__={"not_null": field_validator("*", mode="before")(_not_null)},
+        __validators__={"given": field_validator("*", mode="before")(_given)},
         **fields,
     )
 

@@ -56,7 +56,12 @@ def check_depth(text: str | bytes, limit: int = MAX_DEPTH) -> None:
         raise TooDeep(found, limit)
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (only finite numbers are)")
+
+
 def loads(text: str | bytes, limit: int = MAX_DEPTH) -> Any:
-    """``json.loads`` that first refuses nesting deeper than ``limit`` (:class:`TooDeep`)."""
+    """``json.loads`` that first refuses nesting deeper than ``limit`` (:class:`TooDeep`),
+    and refuses ``NaN`` and ``Infinity``, which are not JSON (``ValueError``)."""
     check_depth(text, limit)
-    return json.loads(text)
+    return json.loads(text, parse_constant=_no_constant)

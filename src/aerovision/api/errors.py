@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,6 +47,8 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
         if len(value) > SHOWN_INPUT_CHARS:
             return value[:SHOWN_INPUT_CHARS] + f"… ({len(value)} characters)"
         return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and Infinity are not JSON
     if isinstance(value, (int, float, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple, dict)) and (len(value) > SHOWN_ITEMS or depth >= 4):

@@ -106,6 +106,8 @@ class WebhookIn(BaseModel):
 
     url: str = Field(
         max_length=2048,
+        # documented only: the validator below gives the precise reason for a refusal
+        json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
         description="http:// or https:// URL that receives a POST per task. It must reach a "
         "public address: loopback, link-local, private and metadata addresses are refused "
         "(unless the server sets AEROVISION_WEBHOOK_ALLOW_PRIVATE=1). No control characters "
