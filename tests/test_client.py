@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from aerovision import client as avc
-from aerovision.params import TOOLS
+from aerovision.tools import TOOLS
 from tests.images import encode, scene_with_degraded_patch, scene_with_patch
 from tests.receiver import Receiver
 from tests.server import ServeProcess, free_port
@@ -441,8 +441,8 @@ def test_client_imports_nothing_else_from_aerovision() -> None:
 
 
 def test_tool_inputs_match_the_service() -> None:
-    for tool, spec in TOOLS.items():
-        assert avc.TOOL_INPUTS[tool] == spec.inputs
+    for tool, spec in avc.TOOL_INPUTS.items():
+        assert spec == TOOLS[tool].input_names
 
 
 def test_api_key_is_sent_as_bearer_token() -> None:

@@ -19,7 +19,7 @@ import click
 from aerovision import __version__
 from aerovision import client as avc
 from aerovision.config import Settings
-from aerovision.params import TOOLS
+from aerovision.tools import TOOLS
 
 
 def _environment_help() -> str:
@@ -712,7 +712,7 @@ def settings() -> None:
 
 
 @settings.command("get")
-@click.argument("tool", type=click.Choice(list(TOOLS)))
+@click.argument("tool", type=click.Choice([n for n, t in TOOLS.items() if t.has_settings]))
 @remote_command
 def settings_get(remote: Remote, as_json: bool, tool: str) -> int:
     """The current defaults of TOOL."""
@@ -723,7 +723,7 @@ def settings_get(remote: Remote, as_json: bool, tool: str) -> int:
 
 
 @settings.command("set")
-@click.argument("tool", type=click.Choice(list(TOOLS)))
+@click.argument("tool", type=click.Choice([n for n, t in TOOLS.items() if t.has_settings]))
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=VALUE...")
 @remote_command
 def settings_set(remote: Remote, as_json: bool, tool: str, pairs: tuple[str, ...]) -> int:

@@ -514,6 +514,6 @@ def test_numpy_scalars_and_bgra_scene(coffee: Image, patch: Image, paste: Paste)
 def test_service_parameters_offer_exactly_the_engine_methods() -> None:
     from typing import get_args
 
-    from aerovision.params import TemplateMethod
+    from aerovision.tools.template import TemplateMethod
 
     assert get_args(TemplateMethod) == METHODS

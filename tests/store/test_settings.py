@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from aerovision.api.services import Services
-from aerovision.params import TOOLS, defaults
+from aerovision.params import defaults
 from aerovision.store.settings import get_tool_settings, update_tool_settings
 
 SPEC_DEFAULTS = {
@@ -24,7 +24,7 @@ SPEC_DEFAULTS = {
 }
 
 
-@pytest.mark.parametrize("tool", list(TOOLS))
+@pytest.mark.parametrize("tool", list(SPEC_DEFAULTS))
 def test_defaults_are_the_spec_table(services: Services, tool: str) -> None:
     assert defaults(tool) == SPEC_DEFAULTS[tool]
     assert get_tool_settings(services.db, tool) == SPEC_DEFAULTS[tool]

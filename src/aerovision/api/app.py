@@ -16,7 +16,16 @@ from aerovision.api import errors
 from aerovision.api.headers import SecurityHeaders
 from aerovision.api.limits import BodyLimits
 from aerovision.api.middleware import HeadAsGet, RefuseControlCharacters, RequestContext
-from aerovision.api.routes import files, match, metrics, settings, system, tasks, webhooks
+from aerovision.api.routes import (
+    files,
+    match,
+    metrics,
+    settings,
+    system,
+    tasks,
+    tools,
+    webhooks,
+)
 from aerovision.api.services import Services
 from aerovision.config import Settings, get_settings
 
@@ -83,7 +92,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
             expose_headers=["X-Request-Id"],
         )
     errors.install(app)
-    for module in (match, tasks, settings, webhooks, files, system, metrics):
+    for module in (match, tasks, settings, tools, webhooks, files, system, metrics):
         app.include_router(module.router)
     app.mount("/static", RevalidatedStaticFiles(directory=system.WEB_DIR), name="static")
     return app

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
 from fastapi import HTTPException, UploadFile
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, create_model
 
 from aerovision import params as tool_params
 from aerovision.api.errors import field_error
@@ -28,12 +29,15 @@ from aerovision.store.files import (
     thumbnail_name,
     unique_name,
 )
+from aerovision.store.settings import get_tool_settings
+from aerovision.tools import TOOLS
+from aerovision.tools.spec import ParamsError, ResolveContext, Tool
 
 log = logging.getLogger(__name__)
 
 SNIFFERS: dict[str, Callable[[bytes, Services], object]] = {
     "image": lambda data, _services: sniff_image(data),
-    "ply": lambda data, services: sniff_ply(data, max_points=services.settings.max_ply_points),
+    "cloud": lambda data, services: sniff_ply(data, max_points=services.settings.max_ply_points),
 }
 """Cheap header checks by input kind (no decoding in the API process)."""
 
@@ -42,32 +46,56 @@ STORE_RETRY_AFTER_S = 30
 
 
 @cache
-def form_model(tool: str) -> type[BaseModel]:
-    """The multipart form of ``POST /api/v1/match/<tool>``: its files and optional params."""
-    spec = tool_params.TOOLS[tool]
+def form_model(name: str) -> type[BaseModel]:
+    """The multipart form of ``POST /api/v1/match/<name>``: its files, then its own
+    fields (a chain's ``steps``) or its params, each optional."""
+    tool = TOOLS[name]
     files: dict[str, Any] = {
-        name: (UploadFile, Field(description=help_text))
-        for name, help_text in zip(spec.inputs, spec.input_help, strict=True)
+        spec.name: (UploadFile if spec.required else UploadFile | None,
+                    Field(description=spec.help) if spec.required
+                    else Field(None, description=spec.help))
+        for spec in tool.inputs
     }
+    base = tool.form or tool_params.partial_model(tool.params)
+    doc = f"{tool.summary} Parameters left out take the tool's current settings."
     return create_model(  # type: ignore[no-any-return]
-        f"{tool.capitalize()}Form",
-        __base__=tool_params.partial_model(spec.params),
-        __doc__=f"{spec.summary} Parameters left out take the tool's current settings.",
+        f"{name.capitalize()}Form",
+        __base__=base,
+        __doc__=doc if tool.form is None else tool.summary,
         **files,
     )
 
 
-class ChainForm(BaseModel):
-    """Run steps in order until one finds something; at most 10 steps."""
+def _params_for(services: Services) -> Callable[[Tool[Any], Mapping[str, Any]], dict[str, Any]]:
+    def params_for(tool: Tool[Any], given: Mapping[str, Any]) -> dict[str, Any]:
+        tool_params.check_given(tool.name, given)
+        current = get_tool_settings(services.db, tool.name)
+        return tool_params.merge(tool.name, current, given).model_dump()
 
-    model_config = ConfigDict(extra="forbid")
+    return params_for
 
-    image: UploadFile = Field(description=tool_params.CHAIN_INPUT_HELP[0])
-    template: UploadFile = Field(description=tool_params.CHAIN_INPUT_HELP[1])
-    steps: str = Field(
-        min_length=1,
-        description='JSON array of at most 10 {"tool": "template"|"feature"|"surface", '
-        '"params": {...}} objects; each step\'s params are merged over that tool\'s settings.'
+
+def submit_tool(services: Services, name: str, form: BaseModel) -> TaskOut:
+    """``POST /api/v1/match/<name>``: the form's files and fields → a queued task."""
+    tool = TOOLS[name]
+    uploads = [(n, getattr(form, n)) for n in tool.input_names if getattr(form, n) is not None]
+    if tool.resolve is not None:
+        context = ResolveContext(TOOLS, _params_for(services), services.settings.max_chain_steps)
+        try:
+            params, kinds = tool.resolve(form, context)
+        except ParamsError as exc:
+            raise RequestValidationError(exc.errors) from None
+        return submit(services, tool=name, uploads=uploads, kinds=list(kinds),
+                      effective_params=lambda: params)
+    given = form.model_dump(exclude=set(tool.input_names), exclude_none=True)
+    return submit(
+        services,
+        tool=name,
+        uploads=uploads,
+        kinds=list(tool.input_kinds),
+        effective_params=lambda: tool_params.merge(
+            name, get_tool_settings(services.db, name), given
+        ).model_dump(),
     )
 
 

@@ -1,6 +1,8 @@
-"""Tool runners: decode inputs → engine call → result files and data.
+"""Running a task's tool: the store-backed inputs and outputs its runner is given.
 
-Runs inside the task's child process (see executor.py). Inputs are read from
+Runs inside the task's child process (see executor.py). The runner comes from
+the tool registry; this module gives it its inputs by name and a place for its
+result files. Inputs are read from
 the file store once and decoded at most once per kind (a chain's steps share
 them); pictures are written back to the store under the task's (or step's)
 results folder, and JSON-ready result data is returned. An input the store no
@@ -10,20 +12,19 @@ longer has is the task's error (InputError, naming the key); a store that fails
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from aerovision.engine import imageio, ply, render, render3d, surface
+from aerovision.engine import imageio, ply, render, render3d
 from aerovision.engine.errors import InputError
-from aerovision.engine.feature import match_features
 from aerovision.engine.template import match_template
-from aerovision.params import TOOLS
 from aerovision.store.files import JPEG_EXTENSIONS, FileStore
+from aerovision.tools import TOOLS
+from aerovision.tools.spec import Inputs, Outputs, RunResult
 
 THUMBNAIL_LONG_SIDE = 256
 
@@ -33,9 +34,9 @@ class Job:
     """Everything a child needs to run one task."""
 
     uid: str
-    tool: str  # a tool of params.TOOLS, or "chain"
+    tool: str  # a tool of the registry (aerovision.tools.TOOLS)
     params: dict[str, Any]
-    input_fields: tuple[str, ...]  # the form fields the inputs came from, for messages
+    input_fields: tuple[str, ...]  # the tool's input names, in the order of input_files
     input_files: tuple[str, ...]
     thumbnails: tuple[str, ...]
     results_prefix: str  # "results/<uid>"
@@ -43,62 +44,70 @@ class Job:
     max_ply_points: int = 5_000_000
 
 
-@dataclass(frozen=True)
-class RunResult:
-    result_files: list[str]
-    result_data: dict[str, Any]
-
-
 @dataclass
-class Inputs:
-    """A task's input files, decoded on first use and kept for the next step."""
+class StoreInputs:
+    """A task's input files from the store, decoded on first use and kept for the next
+    step: every input is decoded as the kind first asked for (so one message names
+    each bad input), and its thumbnail is written then."""
 
     job: Job
     store: FileStore
     _raw: dict[str, bytes] = field(default_factory=dict)
     _decoded: dict[str, list[Any] | InputError] = field(default_factory=dict)
 
-    def raw(self, index: int) -> bytes:
+    def _index(self, name: str) -> int:
+        try:
+            return self.job.input_fields.index(name)
+        except ValueError:
+            raise InputError(f"the task has no input named {name}") from None
+
+    def raw(self, name: str) -> bytes:
         """The input file's bytes; InputError when the store no longer has it."""
-        key = self.job.input_files[index]
+        key = self.job.input_files[self._index(name)]
         if key not in self._raw:
             try:
                 self._raw[key] = self.store.read(key)
             except FileNotFoundError:
-                raise InputError(f"input file {key} is missing from the file store") from None
+                raise InputError(
+                    f"{name}: input file {key} is missing from the file store"
+                ) from None
         return self._raw[key]
 
-    def images(self) -> list[np.ndarray]:
-        """Every input as an image; InputError naming each field that is not one."""
+    def image(self, name: str) -> np.ndarray:
+        """The input as an image; InputError naming each input that is not one."""
         return self._every(
             "image",
             lambda data: imageio.decode_image(
                 data, max_pixels=self.job.max_image_pixels, limit_name="AEROVISION_MAX_IMAGE_PIXELS"
             ),
             _image_thumbnail,
-        )
+        )[self._index(name)]
 
-    def clouds(self) -> list[ply.PointCloud]:
-        """Every input as a point cloud with normals; InputError naming each bad field."""
+    def cloud(self, name: str) -> ply.PointCloud:
+        """The input as a point cloud with normals; InputError naming each bad input."""
         return self._every(
             "cloud",
             lambda data: ply.read_ply(data, max_points=self.job.max_ply_points),
             _cloud_thumbnail,
-        )
+        )[self._index(name)]
+
+    def renamed(self, names: Mapping[str, str]) -> Inputs:
+        return _Renamed(self, dict(names))
 
     def _every(
         self, kind: str, decode: Callable[[bytes], Any], thumbnail: Callable[[Any, str], bytes]
     ) -> list[Any]:
         """Every input decoded by ``decode``, once per ``kind``, its thumbnail written;
-        the InputError (each bad field named) is kept and raised again too."""
+        the InputError (each bad input named) is kept and raised again too."""
         if kind not in self._decoded:
             values: list[Any] = []
             problems: list[str] = []
-            for index in range(len(self.job.input_files)):
+            for index, name in enumerate(self.job.input_fields):
                 try:
-                    value = decode(self.raw(index))
+                    value = decode(self.raw(name))
                 except InputError as exc:
-                    problems.append(f"{self.job.input_fields[index]}: {exc}")
+                    message = str(exc)
+                    problems.append(message if message.startswith(f"{name}:") else f"{name}: {message}")
                     continue
                 values.append(value)
                 if index < len(self.job.thumbnails):
@@ -109,6 +118,52 @@ class Inputs:
         if isinstance(decoded, InputError):
             raise decoded
         return decoded
+
+
+@dataclass(frozen=True)
+class _Renamed:
+    """:class:`StoreInputs` under other names (a chain step's tool's)."""
+
+    inner: Inputs
+    names: dict[str, str]
+
+    def raw(self, name: str) -> bytes:
+        return self.inner.raw(self.names.get(name, name))
+
+    def image(self, name: str) -> np.ndarray:
+        return self.inner.image(self.names.get(name, name))
+
+    def cloud(self, name: str) -> ply.PointCloud:
+        return self.inner.cloud(self.names.get(name, name))
+
+    def renamed(self, names: Mapping[str, str]) -> Inputs:
+        return _Renamed(self, dict(names))
+
+
+@dataclass(frozen=True)
+class StoreOutputs:
+    """Result files under the task's (or a chain step's) results folder, and the
+    store's content-addressed cache."""
+
+    store: FileStore
+    prefix: str
+
+    def save(self, name: str, data: bytes) -> str:
+        key = f"{self.prefix}/{name}"
+        self.store.write(key, data)
+        return key
+
+    def cache_get(self, key: str) -> bytes | None:
+        try:
+            return self.store.read(key) if self.store.exists(key) else None
+        except FileNotFoundError:  # removed meanwhile
+            return None
+
+    def cache_put(self, key: str, data: bytes) -> None:
+        self.store.write(key, data)
+
+    def within(self, folder: str) -> Outputs:
+        return StoreOutputs(self.store, f"{self.prefix}/{folder}")
 
 
 def _image_thumbnail(image: np.ndarray, key: str) -> bytes:
@@ -122,135 +177,17 @@ def _cloud_thumbnail(cloud: ply.PointCloud, _key: str) -> bytes:
     return imageio.encode_png(render3d.render_cloud_thumbnail(cloud, THUMBNAIL_LONG_SIDE))
 
 
-ToolRunner = Callable[[Inputs, dict[str, Any], str], RunResult]
-
-
-def _run_template(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
-    image, template = inputs.images()
-    result = match_template(image, template, **params)
-    matches_key = f"{prefix}/matches.png"
-    heatmap_key = f"{prefix}/heatmap.png"
-    store = inputs.store
-    store.write(matches_key, imageio.encode_png(render.draw_matches(image, result.matches)))
-    heat = render.heatmap_image(result.score_map, image.shape, template.shape)
-    store.write(heatmap_key, imageio.encode_png(heat))
-    return RunResult([matches_key, heatmap_key], result.summary())
-
-
-def _run_feature(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
-    query, train = inputs.images()
-    result = match_features(query, train, **params)
-    key = f"{prefix}/matches.png"
-    inputs.store.write(key, imageio.encode_png(render.draw_feature_matches(query, train, result)))
-    return RunResult([key], result.summary())
-
-
-SURFACE_SEED = 0
-"""Seed of the surface search's sampling: the same inputs always give the same answer."""
-
-MODEL_CACHE = "cache/surface"
-"""Where trained surface models are kept, by content hash (model file + training params)."""
-
-
-def _trained_model(inputs: Inputs, model_cloud: ply.PointCloud, params: dict[str, Any]) -> tuple[
-    surface.SurfaceModel, bool
-]:
-    """The trained model for the task's model file and params, from the cache when there.
-
-    Returns ``(model, cache_hit)``. The key hashes the model file's bytes and the
-    parameters that affect training, so any process on any machine shares it.
-    """
-    training = surface.training_key(params)
-    digest = hashlib.sha256(inputs.raw(0))
-    digest.update(json.dumps(training, sort_keys=True).encode())
-    key = f"{MODEL_CACHE}/{digest.hexdigest()}.npz"
-    if inputs.store.exists(key):
-        try:
-            return surface.SurfaceModel.from_bytes(inputs.store.read(key)), True
-        except (InputError, FileNotFoundError):
-            pass  # unreadable (older format, or removed meanwhile): train again
-    model = surface.train_model(model_cloud, **training)
-    inputs.store.write(key, model.to_bytes())
-    return model, False
-
-
-def _run_surface(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
-    model_cloud, scene = inputs.clouds()
-    model, cache_hit = _trained_model(inputs, model_cloud, params)
-    matching = {k: v for k, v in params.items() if k not in surface.TRAINING_PARAMS}
-    result = surface.match_surface(model, scene, rng=SURFACE_SEED, **matching)
-    key = f"{prefix}/alignment.png"
-    picture = render3d.render_alignment(model_cloud, scene, result.pose)
-    inputs.store.write(key, imageio.encode_png(picture))
-    data = result.summary()
-    data["model_cache_hit"] = cache_hit
-    return RunResult([key], data)
-
-
-TOOL_RUNNERS: dict[str, ToolRunner] = {
-    "template": _run_template,
-    "feature": _run_feature,
-    "surface": _run_surface,
-}
-
-
-def _run_chain(inputs: Inputs, params: dict[str, Any], prefix: str) -> RunResult:
-    """Steps in order until one finds something; the rest are skipped.
-
-    A step that cannot use the inputs (e.g. images given to a surface step)
-    records its error and the chain goes on; the task fails only when no step
-    could run at all.
-    """
-    steps: list[dict[str, Any]] = params["steps"]
-    reports: list[dict[str, Any]] = []
-    files: list[str] = []
-    completed = 0
-    found_at: int | None = None
-    errors: list[str] = []
-    for number, step in enumerate(steps, start=1):
-        report: dict[str, Any] = {"step": number, "tool": step["tool"], "params": step["params"]}
-        reports.append(report)
-        if found_at is not None:
-            report["status"] = "skipped"
-            continue
-        try:
-            runner = TOOL_RUNNERS.get(step["tool"])
-            if runner is None:
-                raise InputError(f"the {step['tool']} tool is not available on this server")
-            result = runner(inputs, step["params"], f"{prefix}/step{number}")
-        except InputError as exc:
-            report.update(status="error", found=False, error=str(exc))
-            errors.append(f"step {number} ({step['tool']}): {exc}")
-            continue
-        completed = number
-        found = TOOLS[step["tool"]].found(result.result_data)
-        report.update(
-            status="done", found=found, result_data=result.result_data,
-            result_files=result.result_files,
-        )
-        files += result.result_files
-        if found:
-            found_at = number
-    if completed == 0:
-        raise InputError("no step of the chain could run: " + "; ".join(errors))
-    return RunResult(
-        files,
-        {
-            "chain_result": "found" if found_at is not None else "not_found",
-            "completed_step": found_at if found_at is not None else completed,
-            "total_steps": len(steps),
-            "steps": reports,
-        },
-    )
-
-
 def run_job(job: Job, store: FileStore) -> RunResult:
     """Run ``job`` and return its result; raises InputError for unusable input."""
-    runner = _run_chain if job.tool == "chain" else TOOL_RUNNERS.get(job.tool)
-    if runner is None:
+    tool = TOOLS.get(job.tool)
+    if tool is None:
         raise InputError(f"the {job.tool} tool is not available on this server")
     try:
-        return runner(Inputs(job, store), job.params, job.results_prefix)
+        params = tool.validate_params(job.params)
+    except ValidationError as exc:
+        raise InputError(f"the task's params are not valid for {job.tool}: {exc}") from None
+    try:
+        return tool.run(params, StoreInputs(job, store), StoreOutputs(store, job.results_prefix))
     except Exception as exc:
         if _is_opencv_out_of_memory(exc):
             raise MemoryError(str(exc)) from exc

@@ -22,7 +22,7 @@ from aerovision.jobs.executor import Limits, Outcome, TaskProcess, without_paths
 from aerovision.jobs.queue import Queue
 from aerovision.jobs.runners import Job, RunResult, run_job
 from aerovision.observability import REQUEST_ID
-from aerovision.params import input_fields
+from aerovision.tools import TOOLS
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store
 from aerovision.store.db import Database
@@ -156,7 +156,7 @@ class Worker:
             uid=task.uid,
             tool=task.tool,
             params=task.params,
-            input_fields=input_fields(task.tool),
+            input_fields=TOOLS[task.tool].input_names if task.tool in TOOLS else (),
             input_files=tuple(task.input_files),
             thumbnails=tuple(task.thumbnails),
             results_prefix=f"results/{task.uid}",

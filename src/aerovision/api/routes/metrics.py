@@ -16,8 +16,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 from prometheus_client.registry import Collector
 
 from aerovision.api.deps import ServicesDep
-from aerovision.api.services import Services
 from aerovision.api.routes.system import WORKER_ALIVE_WITHIN_S
+from aerovision.api.services import Services
 from aerovision.store import tasks as task_store
 from aerovision.store import webhooks as webhook_store
 from aerovision.store import workers as worker_store

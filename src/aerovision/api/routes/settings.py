@@ -7,8 +7,9 @@ from fastapi import APIRouter, Body
 
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message, ToolSettingsOut
-from aerovision.params import TOOLS, partial_model
+from aerovision.params import partial_model
 from aerovision.store.settings import get_tool_settings, update_tool_settings
+from aerovision.tools import TOOLS
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
@@ -47,5 +48,6 @@ def _register(fn: Callable[..., ToolSettingsOut], method: str, tool: str, summar
     getattr(router, method)(f"/{tool}", summary=summary, responses=responses)(fn)
 
 
-for _tool in TOOLS:
-    _routes_for(_tool)
+for _name, _spec in TOOLS.items():
+    if _spec.has_settings:
+        _routes_for(_name)

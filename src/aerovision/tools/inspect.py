@@ -1,0 +1,57 @@
+"""Inspect: one image described (size, channels, colour statistics, sharpness)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from aerovision.engine import imageio
+from aerovision.engine.inspect import histogram_picture, inspect_image
+from aerovision.tools.spec import (
+    Found,
+    Inputs,
+    InputSpec,
+    Outputs,
+    Preset,
+    RunResult,
+    Summary,
+    Tool,
+    ToolParams,
+)
+
+
+class InspectParams(ToolParams):
+    bins: int = Field(32, ge=2, le=256, description="Histogram bins per channel, 2–256.")
+
+
+def run(params: InspectParams, inputs: Inputs, out: Outputs) -> RunResult:
+    result = inspect_image(inputs.image("image"), bins=params.bins)
+    picture = out.save("histogram.png", imageio.encode_png(histogram_picture(result)))
+    return RunResult([picture], result.summary())
+
+
+TOOL = Tool(
+    name="inspect",
+    title="Inspect an image",
+    summary="Describe one image: size, channels, colour statistics, sharpness, histogram.",
+    docs="""Describe `image`: its size and channels, each channel's mean, standard deviation,
+    range and histogram, and the grayscale brightness, contrast and sharpness (variance of
+    the Laplacian: a blurred image scores near 0).
+
+    When done, `result_files` holds `results/<uid>/histogram.png` and `result_data`
+    holds `width`, `height`, `channels`, `brightness`, `contrast`, `sharpness` and
+    `channel_stats` (`name`, `mean`, `std`, `min`, `max`, `histogram` per channel).
+    """,
+    inputs=(InputSpec("image", "image", "The image to describe (PNG, JPEG, BMP, TIFF)."),),
+    params=InspectParams,
+    run=run,
+    found=Found("width"),
+    result_line=Summary(
+        "{width}×{height}, {channels} channels, brightness {brightness:.1f}, "
+        "sharpness {sharpness:.4g}"
+    ),
+    presets=(
+        Preset("Coarse histogram", "A quick look: 16 bins per channel.", {"bins": 16}),
+        Preset("Fine histogram", "Every grey level: 256 bins per channel.", {"bins": 256}),
+    ),
+    chainable=False,
+)

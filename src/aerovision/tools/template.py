@@ -1,0 +1,94 @@
+"""Template matching: every occurrence of a small image in a larger one."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from aerovision.engine import imageio, render
+from aerovision.engine.template import match_template
+from aerovision.tools.spec import (
+    Found,
+    Inputs,
+    InputSpec,
+    Outputs,
+    Preset,
+    RunResult,
+    Summary,
+    Tool,
+    ToolParams,
+)
+
+TemplateMethod = Literal[
+    "TM_CCOEFF_NORMED",
+    "TM_CCORR_NORMED",
+    "TM_SQDIFF_NORMED",
+    "TM_CCOEFF",
+    "TM_CCORR",
+    "TM_SQDIFF",
+]
+
+
+class TemplateParams(ToolParams):
+    method: TemplateMethod = Field(
+        "TM_CCOEFF_NORMED",
+        description="cv2.matchTemplate method. The *_NORMED methods give absolute scores in "
+        "0–1; the others are normalised to 0–1 over each response map.",
+    )
+    threshold: float = Field(
+        0.8,
+        ge=0.1,
+        le=1.0,
+        description="Minimum score of a match, 0.1–1.0; higher is stricter.",
+    )
+    max_results: int = Field(
+        20, ge=1, le=1000, description="Most matches returned, 1–1000 (best first)."
+    )
+    use_grayscale: bool = Field(
+        True, description="Convert both images to grayscale first; false matches on colour."
+    )
+
+
+def run(params: TemplateParams, inputs: Inputs, out: Outputs) -> RunResult:
+    image, template = inputs.image("image"), inputs.image("template")
+    result = match_template(image, template, **params.model_dump())
+    matches = out.save("matches.png", imageio.encode_png(render.draw_matches(image, result.matches)))
+    heat = render.heatmap_image(result.score_map, image.shape, template.shape)
+    heatmap = out.save("heatmap.png", imageio.encode_png(heat))
+    return RunResult([matches, heatmap], result.summary())
+
+
+TOOL = Tool(
+    name="template",
+    title="Template matching",
+    summary="Find every occurrence of a template in an image (sliding window, NMS, heat map).",
+    docs="""Find every occurrence of `template` in `image` (cv2.matchTemplate, NMS, heat map).
+
+    Returns the queued task (201). When done, `result_files` holds
+    `results/<uid>/matches.png` and `results/<uid>/heatmap.png`, and
+    `result_data` holds `method`, `matches_found`, `best_score`,
+    `filtered_matches`, `score_mode` and `matches` (best first).
+    """,
+    inputs=(
+        InputSpec("image", "image", "Target image (PNG, JPEG, BMP, TIFF)."),
+        InputSpec(
+            "template", "image",
+            "Template to find (PNG, JPEG, BMP, TIFF); a PNG's transparent pixels are ignored.",
+        ),
+    ),
+    params=TemplateParams,
+    run=run,
+    found=Found("filtered_matches"),
+    result_line=Summary("{filtered_matches} matches, best score {best_score:.4g}"),
+    presets=(
+        Preset("Icon on a screenshot", "Exact pixel search; a high threshold for a single match.",
+               {"method": "TM_CCOEFF_NORMED", "threshold": 0.9, "use_grayscale": True}),
+        Preset("Multi-detection", "Every copy of an object; a medium threshold plus NMS.",
+               {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "max_results": 50}),
+        Preset("Colour search", "When colour matters: no grayscale conversion.",
+               {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "use_grayscale": False}),
+        Preset("Visual QC", "Is the element there? A strict threshold.",
+               {"method": "TM_CCOEFF_NORMED", "threshold": 0.95}),
+    ),
+)
