@@ -43,12 +43,11 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpcore
 import httpx
 
-from aerovision import __version__, netpolicy
+from aerovision import __version__, netpolicy, wire
 from aerovision.config import Settings
 from aerovision.store import tasks as task_store
 from aerovision.store import webhooks as webhook_store
@@ -71,22 +70,11 @@ MAX_ANSWER_BYTES = 64 * 1024
 MAX_ERROR_CHARS = 500
 """A recorded error text is cut to this length."""
 
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 def build_body(task: Task) -> str:
     """The JSON body of a task's webhook: SPEC's fields first, then the rest."""
-    payload: dict[str, Any] = {
-        "uid": task.uid,
-        "status": task.status.value,
-        "tool": task.tool,
-        "result_files": task.result_files,
-        "result_data": task.result_data,
-        "error": task.error,
-        "params": task.params,
-        "created_at": task.created_at.strftime(TIMESTAMP_FORMAT),
-        "updated_at": task.updated_at.strftime(TIMESTAMP_FORMAT),
-    }
+    payload = wire.task_json(task, wire.WEBHOOK_FIELDS)
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -326,7 +314,7 @@ class Notifier:
             "X-Webhook-Id": webhook.id,
             "X-Webhook-Delivery": delivery.id,
             "X-Webhook-Event": delivery.event,
-            "X-Webhook-Timestamp": delivery.event_at.strftime(TIMESTAMP_FORMAT),
+            "X-Webhook-Timestamp": wire.timestamp(delivery.event_at),
         }
         if webhook.secret:
             headers["X-Webhook-Signature"] = sign(content, webhook.secret)

@@ -7,19 +7,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from aerovision import wire
+from aerovision.store.models import TaskStatus
 from aerovision.store.tasks import Task
-
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 class TaskOut(BaseModel):
     """A task: what ran, on what, and what came out."""
 
     uid: str = Field(description="Task id (UUID4).")
-    status: Literal["queued", "processing", "done", "error"] = Field(
+    status: TaskStatus = Field(
         description="queued → processing → done | error."
     )
-    tool: str = Field(description="template, feature, surface or chain.")
+    tool: str = Field(description="The tool that ran (GET /api/v1/tools lists them).")
     params: dict[str, Any] = Field(
         description="Effective parameters: the request's values over the tool's settings."
     )
@@ -36,23 +36,11 @@ class TaskOut(BaseModel):
 
     @field_serializer("created_at", "updated_at")
     def _timestamp(self, value: datetime) -> str:
-        return value.strftime(TIMESTAMP_FORMAT)
+        return wire.timestamp(value)
 
     @classmethod
     def from_task(cls, task: Task) -> TaskOut:
-        return cls(
-            uid=task.uid,
-            status=task.status.value,
-            tool=task.tool,
-            params=task.params,
-            created_at=task.created_at,
-            updated_at=task.updated_at,
-            input_files=task.input_files,
-            thumbnails=task.thumbnails,
-            result_files=task.result_files,
-            result_data=task.result_data,
-            error=task.error,
-        )
+        return cls.model_validate(wire.task_json(task))
 
 
 class TaskList(BaseModel):
@@ -61,7 +49,7 @@ class TaskList(BaseModel):
 
 
 class ToolSettingsOut(BaseModel):
-    tool: str = Field(description="template, feature or surface.")
+    tool: str = Field(description="A tool with settings (GET /api/v1/tools lists them).")
     params: dict[str, Any] = Field(description="Current defaults of the tool's parameters.")
 
 
@@ -153,7 +141,7 @@ class WebhookOut(BaseModel):
 
     @field_serializer("created_at")
     def _timestamp(self, value: datetime) -> str:
-        return value.strftime(TIMESTAMP_FORMAT)
+        return wire.timestamp(value)
 
 
 class DeliveryOut(BaseModel):
@@ -173,4 +161,4 @@ class DeliveryOut(BaseModel):
 
     @field_serializer("created_at", "next_attempt_at", "delivered_at")
     def _timestamp(self, value: datetime | None) -> str | None:
-        return value.strftime(TIMESTAMP_FORMAT) if value is not None else None
+        return wire.timestamp(value) if value is not None else None
