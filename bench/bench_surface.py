@@ -525,7 +525,8 @@ def _faces_first_row(cloud: PointCloud, repeats: int, faces: int = 5_000_000) ->
     def bare() -> Any:
         rows = np.frombuffer(data, face, count=faces, offset=len(header))
         assert (rows["n"] == 3).all()
-        points = np.frombuffer(data, vertex, count=cloud.num_points, offset=len(header) + rows.nbytes)
+        start = len(header) + rows.nbytes
+        points = np.frombuffer(data, vertex, count=cloud.num_points, offset=start)
         return np.stack([points[n] for n in names], axis=1).astype(np.float64)
 
     base_ms, _ = _median_ms(bare, max(3, repeats))

@@ -110,7 +110,8 @@ def _run(root: Path, workers: int, tasks: int) -> tuple[float, list[float]]:
     created = [datetime.fromisoformat(c) for c, _ in rows]
     finished = [datetime.fromisoformat(f) for _, f in rows]
     elapsed = (max(finished) - began).total_seconds()
-    return tasks / elapsed, [(f - c).total_seconds() for c, f in zip(created, finished)]
+    latencies = [(f - c).total_seconds() for c, f in zip(created, finished, strict=True)]
+    return tasks / elapsed, latencies
 
 
 def _drain(root: Path, workers: int, tasks: int) -> float:

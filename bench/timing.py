@@ -25,7 +25,9 @@ def median_pair(
     return statistics.median(a) * 1000, statistics.median(b) * 1000
 
 
-def row(name: str, baseline_ms: float, aerovision_ms: float, note: str = "", **extra: Any) -> dict[str, Any]:
+def row(
+    name: str, baseline_ms: float, aerovision_ms: float, note: str = "", **extra: Any
+) -> dict[str, Any]:
     """One line of the `make bench` table: ratio = ours / baseline (below 1 is faster)."""
     return {
         "name": name,

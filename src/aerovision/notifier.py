@@ -353,8 +353,9 @@ class Notifier:
                     target.url,
                     headers=request_headers,
                     content=content,
-                    extensions={"timeout": {k: timeout for k in ("connect", "read", "write",
-                                                                "pool")}},
+                    extensions={
+                        "timeout": dict.fromkeys(("connect", "read", "write", "pool"), timeout)
+                    },
                 ) as response:
                     code = response.status
                     await _drain(response)
@@ -368,13 +369,20 @@ class Notifier:
         except httpcore.TimeoutException:
             if code is None:
                 return Outcome(False, error=f"no answer within {timeout:g} s")
-        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
-                OSError) as exc:
+        except (
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.UnsupportedProtocol,
+            OSError,
+        ) as exc:
             if code is None:
                 return Outcome(False, error=_describe(exc))
         except Exception as exc:  # a bug: recorded, never left unattempted
-            log.warning("notifier: unexpected %s while sending", type(exc).__name__,
-                        exc_info=log.isEnabledFor(logging.DEBUG))
+            log.warning(
+                "notifier: unexpected %s while sending",
+                type(exc).__name__,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
             return Outcome(False, error=f"unexpected error: {_describe(exc)}")
         assert code is not None
         ok = 200 <= code < 300
@@ -396,13 +404,21 @@ class Notifier:
             retry_at=retry_at,
         )
         if outcome.ok:
-            log.info("webhook %s: delivery %s done (HTTP %s)", delivery.webhook_id, delivery.id,
-                     outcome.code)
+            log.info(
+                "webhook %s: delivery %s done (HTTP %s)",
+                delivery.webhook_id,
+                delivery.id,
+                outcome.code,
+            )
         else:
             when = f"retry at {retry_at:%H:%M:%S}" if retry_at else "failed for good"
             log.warning(
                 "webhook %s: delivery %s attempt %d: %s; %s",
-                delivery.webhook_id, delivery.id, attempt, outcome.error, when,
+                delivery.webhook_id,
+                delivery.id,
+                attempt,
+                outcome.error,
+                when,
             )
 
 
@@ -419,5 +435,3 @@ async def _drain(response: httpcore.Response) -> None:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-

@@ -57,7 +57,7 @@ def partial_model(params: type[ToolParams], *, strict: bool = False) -> type[Too
         optional = FieldInfo.merge_field_infos(info, default=None, json_schema_extra=_no_default)
         fields[name] = (info.annotation, optional)
     base = StrictToolParams if strict else ToolParams
-    return create_model(  # type: ignore[no-any-return]
+    return create_model(
         f"{params.__name__}{'Update' if strict else 'Fields'}",
         __base__=base,
         __doc__=f"Any subset of {params.__name__}'s fields.",
@@ -73,15 +73,17 @@ def merge(tool: str, current: Mapping[str, Any], given: Mapping[str, Any]) -> To
     """
     values = dict(current)
     values.update({k: v for k, v in given.items() if v is not None})
-    known = TOOLS[tool].params.model_fields
-    return TOOLS[tool].params.model_validate({k: v for k, v in values.items() if k in known})
+    model: type[ToolParams] = TOOLS[tool].params
+    return model.model_validate({k: v for k, v in values.items() if k in model.model_fields})
 
 
 def defaults(tool: str) -> dict[str, Any]:
     """The built-in defaults of ``tool`` (SPEC.md's table)."""
-    return TOOLS[tool].params().model_dump()
+    model: type[ToolParams] = TOOLS[tool].params
+    return model().model_dump()
 
 
 def check_given(tool: str, given: Mapping[str, Any]) -> None:
     """Validate a JSON object of some of ``tool``'s params (chain steps, settings)."""
-    partial_model(TOOLS[tool].params, strict=True).model_validate(dict(given))
+    model: type[ToolParams] = TOOLS[tool].params
+    partial_model(model, strict=True).model_validate(dict(given))

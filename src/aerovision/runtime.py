@@ -7,6 +7,7 @@ API, then asks every worker to finish or give back its task, then exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -106,7 +107,9 @@ class WorkerPool:
         while not self._stopping.wait(WORKER_RESTART_DELAY_S):
             for index, proc in enumerate(self._procs):
                 if not proc.is_alive() and not self._stopping.is_set():
-                    log.warning("%s exited with code %s; starting it again", proc.name, proc.exitcode)
+                    log.warning(
+                        "%s exited with code %s; starting it again", proc.name, proc.exitcode
+                    )
                     proc.join(0)
                     self._procs[index] = self._spawn(index)
 
@@ -115,10 +118,8 @@ class WorkerPool:
         self._stopping.set()
         for proc in self._procs:
             if proc.is_alive() and proc.pid is not None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + self.settings.shutdown_grace_s + 10
         for proc in self._procs:
             proc.join(max(0.0, deadline - time.monotonic()))
@@ -184,11 +185,15 @@ def run(
             _serve_http(settings, services)
         else:
             log.info(
-                "running %s", ", ".join(
-                    part for part, on in (
-                        (f"{workers} worker(s)", workers), ("the reaper", reaper),
+                "running %s",
+                ", ".join(
+                    part
+                    for part, on in (
+                        (f"{workers} worker(s)", workers),
+                        ("the reaper", reaper),
                         ("the notifier", notifier),
-                    ) if on
+                    )
+                    if on
                 ),
             )
             threading.Event().wait()
@@ -228,7 +233,9 @@ def _serve_http(settings: Settings, services: object) -> None:
         )
     )
     log.info(
-        "AeroVision serving on http://%s:%d; data in %s", settings.host, settings.port,
+        "AeroVision serving on http://%s:%d; data in %s",
+        settings.host,
+        settings.port,
         settings.data_dir,
     )
     server.run()

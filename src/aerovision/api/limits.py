@@ -36,7 +36,9 @@ def too_large(
     else:
         shown = f"{size / MB:.1f} MB"
     cap = f"{limit / 1024:g} KB" if unit == "KB" else f"{limit / MB:g} MB"
-    return HTTPException(status_code=413, detail=f"{what} is {shown}; the limit is {cap} ({setting})")
+    return HTTPException(
+        status_code=413, detail=f"{what} is {shown}; the limit is {cap} ({setting})"
+    )
 
 
 class _BodyTooLarge(Exception):
@@ -46,7 +48,7 @@ class _BodyTooLarge(Exception):
 def _content_type(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"content-type":
-            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+            return str(value.decode("latin-1")).split(";", 1)[0].strip().lower()
     return ""
 
 
@@ -73,7 +75,12 @@ class BodyLimits:
     """
 
     def __init__(
-        self, app: ASGIApp, *, upload_bytes: int, upload_setting: str, other_bytes: int,
+        self,
+        app: ASGIApp,
+        *,
+        upload_bytes: int,
+        upload_setting: str,
+        other_bytes: int,
         other_setting: str,
     ) -> None:
         self.app = app
@@ -85,9 +92,7 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         content_type = _content_type(scope)
-        limit, setting, unit = (
-            self.upload if content_type == "multipart/form-data" else self.other
-        )
+        limit, setting, unit = self.upload if content_type == "multipart/form-data" else self.other
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             exc = too_large("the request body", declared, limit, setting, unit)

@@ -61,7 +61,7 @@ def _given_key(scope: Scope) -> str | None:
         return header.strip()
     for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
         if key == KEY_PARAM:
-            return value
+            return str(value)
     return None
 
 

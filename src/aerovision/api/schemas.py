@@ -155,7 +155,9 @@ class DeliveryOut(BaseModel):
     attempts: int = Field(description="Attempts made so far.")
     response_code: int | None = Field(description="HTTP status of the last answer, if any.")
     error: str | None = Field(description="Why the last attempt failed, if it did.")
-    next_attempt_at: datetime | None = Field(description="When a pending delivery is tried next (UTC).")
+    next_attempt_at: datetime | None = Field(
+        description="When a pending delivery is tried next (UTC)."
+    )
     created_at: datetime = Field(description="When the task ended (UTC).")
     delivered_at: datetime | None = Field(description="When a 2xx answer came (UTC).")
 

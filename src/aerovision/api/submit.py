@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -31,7 +32,7 @@ from aerovision.store.files import (
 )
 from aerovision.store.settings import get_tool_settings
 from aerovision.tools import TOOLS
-from aerovision.tools.spec import ParamsError, ResolveContext, Tool
+from aerovision.tools.spec import ParamsError, ResolveContext, Tool, ToolParams
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,10 @@ def form_model(name: str) -> type[BaseModel]:
                     else Field(None, description=spec.help))
         for spec in tool.inputs
     }
-    base = tool.form or tool_params.partial_model(tool.params)
+    params_model: type[ToolParams] = tool.params
+    base = tool.form or tool_params.partial_model(params_model)
     doc = f"{tool.summary} Parameters left out take the tool's current settings."
-    return create_model(  # type: ignore[no-any-return]
+    return create_model(
         f"{name.capitalize()}Form",
         __base__=base,
         __doc__=doc if tool.form is None else tool.summary,
@@ -133,10 +135,8 @@ def _store_upload(store: FileStore, key: str, data: bytes, *, written: list[str]
     except StoreUnavailable as exc:
         log.error("cannot store an upload: %s (%r)", exc, exc.__cause__ or exc)
         for done in written:
-            try:
+            with contextlib.suppress(StoreUnavailable):
                 store.delete(done)
-            except StoreUnavailable:
-                pass
         raise HTTPException(
             status_code=503,
             detail=f"{exc}; the task was not created, try again later",

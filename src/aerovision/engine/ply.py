@@ -260,10 +260,7 @@ def read_ply(data: Buffer, *, max_points: int) -> PointCloud:
     """
     header = _parse_header(data, max_points)
     raw = data if isinstance(data, bytes) else bytes(data)
-    if header.format == "ascii":
-        values = _read_ascii(raw, header)
-    else:
-        values = _read_binary(raw, header)
+    values = _read_ascii(raw, header) if header.format == "ascii" else _read_binary(raw, header)
 
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
@@ -503,7 +500,9 @@ def _truncated_inside(element: _Element) -> InputError:
     )
 
 
-def _row(data: bytes, offset: int, element: _Element, endian: str) -> tuple[int, list[int], list[int]]:
+def _row(
+    data: bytes, offset: int, element: _Element, endian: str
+) -> tuple[int, list[int], list[int]]:
     """One row of a binary element from ``offset``: ``(end, lengths, length offsets)`` —
     where the row ends, each list's length and where in the row that length is stored."""
     lengths: list[int] = []
@@ -557,7 +556,9 @@ def _skip_binary(data: bytes, offset: int, element: _Element, endian: str) -> in
     return offset
 
 
-def _run(data: bytes, offset: int, remaining: int, element: _Element, endian: str) -> tuple[int, int]:
+def _run(
+    data: bytes, offset: int, remaining: int, element: _Element, endian: str
+) -> tuple[int, int]:
     """``(rows, end)``: the rows from ``offset`` (at least one) whose lists have the
     lengths of the first one, up to ``remaining``; raises on a bad first row."""
     first_end, lengths, where = _row(data, offset, element, endian)
@@ -615,9 +616,9 @@ class _Exits:
         return (x % _EXIT_WINDOW) * self.windows + x // _EXIT_WINDOW
 
 
-def _row_sizes(data: bytes, start: int, windows: int, element: _Element, endian: str) -> tuple[
-    IntArray, npt.NDArray[np.bool_]
-]:
+def _row_sizes(
+    data: bytes, start: int, windows: int, element: _Element, endian: str
+) -> tuple[IntArray, npt.NDArray[np.bool_]]:
     """Size of a row of ``element`` starting at each byte of the ``windows`` windows
     from ``start`` (``[column, window]``), and which of those starts are impossible."""
     width = _EXIT_WINDOW
@@ -639,7 +640,10 @@ def _row_sizes(data: bytes, start: int, windows: int, element: _Element, endian:
         if first and start + fixed + windows * width - 1 + step <= last:
             # every start's first length sits the same distance after it: a strided view
             lengths = np.ndarray(
-                (width, windows), dtype=code, buffer=data, offset=start + fixed,
+                (width, windows),
+                dtype=code,
+                buffer=data,
+                offset=start + fixed,
                 strides=(1, width),
             ).astype(np.int64, order="C")
         else:
@@ -688,7 +692,9 @@ def _exits(data: bytes, start: int, element: _Element, endian: str) -> _Exits:
     return _Exits(ends.reshape(-1), bad.reshape(-1), flat_exits, flat_rows, windows)
 
 
-def _hop(data: bytes, offset: int, remaining: int, element: _Element, endian: str) -> tuple[int, int]:
+def _hop(
+    data: bytes, offset: int, remaining: int, element: _Element, endian: str
+) -> tuple[int, int]:
     """``(rows, end)``: up to ``remaining`` rows from ``offset``, where list lengths vary:
     window by window with the exit tables of :func:`_exits`, then row by row inside
     the last window. Stops early (even at 0 rows) before a bad row; the caller's next

@@ -157,7 +157,8 @@ def heatmap_image(
 
 
 class _FeatureMatches(Protocol):
-    """What :func:`draw_feature_matches` reads, like :class:`~aerovision.engine.feature.FeatureResult`."""
+    """What :func:`draw_feature_matches` reads, like
+    :class:`~aerovision.engine.feature.FeatureResult`."""
 
     @property
     def detector(self) -> str: ...

@@ -274,7 +274,7 @@ def _check_model_arrays(model: SurfaceModel) -> None:
         and model.table_starts[-1] == model.pair_ref.shape[0]
         and bool(np.all(np.diff(model.table_starts) > 0))
         and bool(np.all(np.diff(model.table_keys) > 0))
-        and (model.pair_ref.size == 0 or 0 <= int(model.pair_ref.min()))
+        and (model.pair_ref.size == 0 or int(model.pair_ref.min()) >= 0)
         and (model.pair_ref.size == 0 or int(model.pair_ref.max()) < m)
         and model.points.shape[0] >= _MIN_MODEL_POINTS
         and model.fine_points.shape[0] >= 1

@@ -30,6 +30,7 @@ server paths (:func:`without_paths`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -165,7 +166,7 @@ def _run_one(
             "MiB per task (AEROVISION_TASK_MEMORY_MB)"
         )
         return "error", message, False
-    except Exception as exc:  # noqa: BLE001 - a bug: report it on the task, log the traceback
+    except Exception as exc:
         log.exception("task function failed")
         return "error", without_paths(f"internal error: {type(exc).__name__}: {exc}"), False
 
@@ -393,8 +394,6 @@ def _reap_exiting() -> None:
 
 def _kill(child: Any) -> None:
     if child.is_alive():
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     child.join(5)

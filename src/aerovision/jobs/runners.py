@@ -75,21 +75,23 @@ class StoreInputs:
 
     def image(self, name: str) -> np.ndarray:
         """The input as an image; InputError naming each input that is not one."""
-        return self._every(
+        image: np.ndarray = self._every(
             "image",
             lambda data: imageio.decode_image(
                 data, max_pixels=self.job.max_image_pixels, limit_name="AEROVISION_MAX_IMAGE_PIXELS"
             ),
             _image_thumbnail,
         )[self._index(name)]
+        return image
 
     def cloud(self, name: str) -> ply.PointCloud:
         """The input as a point cloud with normals; InputError naming each bad input."""
-        return self._every(
+        cloud: ply.PointCloud = self._every(
             "cloud",
             lambda data: ply.read_ply(data, max_points=self.job.max_ply_points),
             _cloud_thumbnail,
         )[self._index(name)]
+        return cloud
 
     def renamed(self, names: Mapping[str, str]) -> Inputs:
         return _Renamed(self, dict(names))
@@ -107,7 +109,9 @@ class StoreInputs:
                     value = decode(self.raw(name))
                 except InputError as exc:
                     message = str(exc)
-                    problems.append(message if message.startswith(f"{name}:") else f"{name}: {message}")
+                    problems.append(
+                        message if message.startswith(f"{name}:") else f"{name}: {message}"
+                    )
                     continue
                 values.append(value)
                 if index < len(self.job.thumbnails):

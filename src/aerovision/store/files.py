@@ -439,7 +439,7 @@ JPEG_EXTENSIONS = (".jpg", ".jpeg")
 
 def thumbnail_name(upload_name: str) -> str:
     """The thumbnail's file name for an upload: JPEG stays JPEG, everything else PNG."""
-    if upload_name.lower().endswith(JPEG_EXTENSIONS + (".png",)):
+    if upload_name.lower().endswith((*JPEG_EXTENSIONS, ".png")):
         return upload_name
     stem = upload_name.rpartition(".")[0] or upload_name
     return f"{stem}.png"

@@ -114,7 +114,7 @@ def count_by_status(db: Database) -> dict[str, int]:
     with db.read() as session:
         rows = session.execute(select(TaskRow.status, func.count()).group_by(TaskRow.status))
         counts = {s.value: 0 for s in TaskStatus}
-        counts.update({status: n for status, n in rows})
+        counts.update(dict(rows))
         return counts
 
 
@@ -182,7 +182,7 @@ def return_to_queue(db: Database, uid: str, *, uncount_attempt: bool = False) ->
             .where(TaskRow.uid == uid, _UNFINISHED)
             .values(**values)
         )
-        return bool(done.rowcount)
+        return bool(getattr(done, "rowcount", 0))
 
 
 def unfinished_since(db: Database, older_than_s: float, limit: int = 500) -> list[Task]:
@@ -205,7 +205,8 @@ def duration_histogram(
     """Per tool: cumulative counts of finished tasks whose last attempt took ≤ each
     bucket (seconds), the total count and the sum of durations."""
     if db.is_sqlite:
-        seconds = (func.julianday(TaskRow.finished_at) - func.julianday(TaskRow.started_at)) * 86400.0
+        days = func.julianday(TaskRow.finished_at) - func.julianday(TaskRow.started_at)
+        seconds = days * 86400.0
     else:
         seconds = func.extract("epoch", TaskRow.finished_at - TaskRow.started_at)
     columns = [func.sum(case((seconds <= b, 1), else_=0)) for b in buckets]
@@ -224,6 +225,8 @@ def duration_histogram(
 def count_by_tool_and_status(db: Database) -> dict[tuple[str, str], int]:
     with db.read() as session:
         rows = session.execute(
-            select(TaskRow.tool, TaskRow.status, func.count()).group_by(TaskRow.tool, TaskRow.status)
+            select(TaskRow.tool, TaskRow.status, func.count()).group_by(
+                TaskRow.tool, TaskRow.status
+            )
         )
         return {(tool, status): n for tool, status, n in rows}

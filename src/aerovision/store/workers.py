@@ -10,7 +10,9 @@ from aerovision.store.db import Database
 from aerovision.store.models import WorkerRow, utcnow
 
 
-def heartbeat(db: Database, worker_id: str, *, hostname: str, pid: int, task_uid: str | None) -> None:
+def heartbeat(
+    db: Database, worker_id: str, *, hostname: str, pid: int, task_uid: str | None
+) -> None:
     now = utcnow()
     with db.write() as session:
         row = session.get(WorkerRow, worker_id)
@@ -38,23 +40,30 @@ def forget(db: Database, worker_id: str) -> None:
 def alive_count(db: Database, within_s: float) -> int:
     cutoff = utcnow() - timedelta(seconds=within_s)
     with db.read() as session:
-        return session.scalar(
-            select(func.count()).select_from(WorkerRow).where(WorkerRow.last_seen >= cutoff)
-        ) or 0
+        return (
+            session.scalar(
+                select(func.count()).select_from(WorkerRow).where(WorkerRow.last_seen >= cutoff)
+            )
+            or 0
+        )
 
 
 def alive_on_host(db: Database, hostname: str, within_s: float) -> int:
     cutoff = utcnow() - timedelta(seconds=within_s)
     with db.read() as session:
-        return session.scalar(
-            select(func.count())
-            .select_from(WorkerRow)
-            .where(WorkerRow.hostname == hostname, WorkerRow.last_seen >= cutoff)
-        ) or 0
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(WorkerRow)
+                .where(WorkerRow.hostname == hostname, WorkerRow.last_seen >= cutoff)
+            )
+            or 0
+        )
 
 
 def prune(db: Database, older_than_s: float) -> int:
     """Forget workers not seen for ``older_than_s`` seconds."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with db.write() as session:
-        return session.execute(delete(WorkerRow).where(WorkerRow.last_seen < cutoff)).rowcount
+        result = session.execute(delete(WorkerRow).where(WorkerRow.last_seen < cutoff))
+        return int(getattr(result, "rowcount", 0))

@@ -65,7 +65,9 @@ def parse_steps(
     """
 
     def error(loc: tuple[Any, ...], msg: str, given: Any, kind: str = "value_error") -> ParamsError:
-        return ParamsError([{"type": kind, "loc": ("body", "steps", *loc), "msg": msg, "input": given}])
+        return ParamsError(
+            [{"type": kind, "loc": ("body", "steps", *loc), "msg": msg, "input": given}]
+        )
 
     try:
         steps = safejson.loads(raw)
@@ -78,8 +80,7 @@ def parse_steps(
     if len(steps) > max_steps:
         raise error(
             (),
-            f"a chain has at most {max_steps} steps (AEROVISION_MAX_CHAIN_STEPS), "
-            f"got {len(steps)}",
+            f"a chain has at most {max_steps} steps (AEROVISION_MAX_CHAIN_STEPS), got {len(steps)}",
             len(steps),
             "too_long",
         )
@@ -94,15 +95,19 @@ def parse_steps(
         unknown = sorted(set(step) - {"tool", "params"})
         if unknown:
             problems += error(
-                (index, unknown[0]), f"{label}: unknown field {unknown[0]!r}",
-                step[unknown[0]], "extra_forbidden",
+                (index, unknown[0]),
+                f"{label}: unknown field {unknown[0]!r}",
+                step[unknown[0]],
+                "extra_forbidden",
             ).errors
             continue
         name = step.get("tool")
         tool = chainable.get(name) if isinstance(name, str) else None
         if tool is None:
             problems += error(
-                (index, "tool"), f"{label}: tool must be one of {', '.join(chainable)}", name,
+                (index, "tool"),
+                f"{label}: tool must be one of {', '.join(chainable)}",
+                name,
                 "literal_error",
             ).errors
             continue
@@ -130,7 +135,9 @@ def parse_steps(
     return parsed
 
 
-def step_kinds(tools: Mapping[str, Tool[Any]], steps: list[dict[str, Any]]) -> tuple[InputKind, ...]:
+def step_kinds(
+    tools: Mapping[str, Tool[Any]], steps: list[dict[str, Any]]
+) -> tuple[InputKind, ...]:
     """What the chain's inputs may be: the input kinds of its steps' tools."""
     return tuple(dict.fromkeys(k for s in steps for k in tools[s["tool"]].input_kinds))
 
@@ -161,7 +168,9 @@ def run_chain(
             if tool is None:
                 raise InputError(f"the {step.tool} tool is not available on this server")
             renamed = inputs.renamed(dict(zip(tool.input_names, CHAIN_INPUTS, strict=True)))
-            result = tool.run(tool.validate_params(step.params), renamed, out.within(f"step{number}"))
+            result = tool.run(
+                tool.validate_params(step.params), renamed, out.within(f"step{number}")
+            )
         except InputError as exc:
             report.update(status="error", found=False, error=str(exc))
             errors.append(f"step {number} ({step.tool}): {exc}")
@@ -169,7 +178,9 @@ def run_chain(
         completed = number
         found = tool.found(result.result_data)
         report.update(
-            status="done", found=found, result_data=result.result_data,
+            status="done",
+            found=found,
+            result_data=result.result_data,
             result_files=result.result_files,
         )
         files += result.result_files
@@ -192,12 +203,14 @@ CHAIN_INPUTS = ("image", "template")
 
 INPUTS = (
     InputSpec(
-        "image", "any",
+        "image",
+        "any",
         "First input: the image for template steps, query_image for feature steps, "
         "model_file for surface steps.",
     ),
     InputSpec(
-        "template", "any",
+        "template",
+        "any",
         "Second input: the template for template steps, train_image for feature steps, "
         "scene_file for surface steps.",
     ),

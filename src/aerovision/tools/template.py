@@ -53,7 +53,9 @@ class TemplateParams(ToolParams):
 def run(params: TemplateParams, inputs: Inputs, out: Outputs) -> RunResult:
     image, template = inputs.image("image"), inputs.image("template")
     result = match_template(image, template, **params.model_dump())
-    matches = out.save("matches.png", imageio.encode_png(render.draw_matches(image, result.matches)))
+    matches = out.save(
+        "matches.png", imageio.encode_png(render.draw_matches(image, result.matches))
+    )
     heat = render.heatmap_image(result.score_map, image.shape, template.shape)
     heatmap = out.save("heatmap.png", imageio.encode_png(heat))
     return RunResult([matches, heatmap], result.summary())
@@ -73,7 +75,8 @@ TOOL = Tool(
     inputs=(
         InputSpec("image", "image", "Target image (PNG, JPEG, BMP, TIFF)."),
         InputSpec(
-            "template", "image",
+            "template",
+            "image",
             "Template to find (PNG, JPEG, BMP, TIFF); a PNG's transparent pixels are ignored.",
         ),
     ),
@@ -82,13 +85,25 @@ TOOL = Tool(
     found=Found("filtered_matches"),
     result_line=Summary("{filtered_matches} matches, best score {best_score:.4g}"),
     presets=(
-        Preset("Icon on a screenshot", "Exact pixel search; a high threshold for a single match.",
-               {"method": "TM_CCOEFF_NORMED", "threshold": 0.9, "use_grayscale": True}),
-        Preset("Multi-detection", "Every copy of an object; a medium threshold plus NMS.",
-               {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "max_results": 50}),
-        Preset("Colour search", "When colour matters: no grayscale conversion.",
-               {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "use_grayscale": False}),
-        Preset("Visual QC", "Is the element there? A strict threshold.",
-               {"method": "TM_CCOEFF_NORMED", "threshold": 0.95}),
+        Preset(
+            "Icon on a screenshot",
+            "Exact pixel search; a high threshold for a single match.",
+            {"method": "TM_CCOEFF_NORMED", "threshold": 0.9, "use_grayscale": True},
+        ),
+        Preset(
+            "Multi-detection",
+            "Every copy of an object; a medium threshold plus NMS.",
+            {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "max_results": 50},
+        ),
+        Preset(
+            "Colour search",
+            "When colour matters: no grayscale conversion.",
+            {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "use_grayscale": False},
+        ),
+        Preset(
+            "Visual QC",
+            "Is the element there? A strict threshold.",
+            {"method": "TM_CCOEFF_NORMED", "threshold": 0.95},
+        ),
     ),
 )

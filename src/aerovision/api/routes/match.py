@@ -20,7 +20,9 @@ SUBMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
 def multipart(model: type) -> dict[str, object]:
     """OpenAPI request body: FastAPI labels a form model with files as urlencoded."""
     schema = {"$ref": f"#/components/schemas/{model.__name__}"}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
 
 
 def _tool_route(name: str) -> None:
@@ -29,7 +31,7 @@ def _tool_route(name: str) -> None:
     tool = TOOLS[name]
 
     def submit_route(
-        form: Annotated[form_type, Form()],  # type: ignore[valid-type]
+        form: Annotated[form_type, Form()],
         services: ServicesDep,
     ) -> TaskOut:
         return submit_tool(services, name, form)

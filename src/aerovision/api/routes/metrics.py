@@ -63,14 +63,14 @@ class _ServiceCollector(Collector):
             task_store.duration_histogram(db, DURATION_BUCKETS).items()
         ):
             buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)]
-            durations.add_metric([tool], buckets + [("+Inf", total)], total_s)
+            durations.add_metric([tool], [*buckets, ("+Inf", total)], total_s)
         yield durations
 
         deliveries = GaugeMetricFamily(
             "aerovision_webhook_deliveries", "Webhook deliveries by status.", labels=["status"]
         )
-        for status, n in webhook_store.count_by_status(db).items():
-            deliveries.add_metric([status], n)
+        for delivery_status, n in webhook_store.count_by_status(db).items():
+            deliveries.add_metric([delivery_status], n)
         yield deliveries
 
 
@@ -79,4 +79,6 @@ def metrics(services: ServicesDep) -> Response:
     """Tasks by tool and status, queue depth, live workers, task durations, deliveries."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ServiceCollector(services))
-    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(
+        generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -10,18 +10,20 @@ from aerovision.api.schemas import Message, ToolSettingsOut
 from aerovision.params import partial_model
 from aerovision.store.settings import get_tool_settings, update_tool_settings
 from aerovision.tools import TOOLS
+from aerovision.tools.spec import ToolParams
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
 
 def _routes_for(tool: str) -> None:
-    update_model: Any = partial_model(TOOLS[tool].params, strict=True)
+    params_model: type[ToolParams] = TOOLS[tool].params
+    update_model: Any = partial_model(params_model, strict=True)
 
     def read(services: ServicesDep) -> ToolSettingsOut:
         return ToolSettingsOut(tool=tool, params=get_tool_settings(services.db, tool))
 
     def write(
-        services: ServicesDep, changes: Annotated[update_model, Body()]  # type: ignore[valid-type]
+        services: ServicesDep, changes: Annotated[update_model, Body()]
     ) -> ToolSettingsOut:
         given = changes.model_dump(exclude_unset=True)
         return ToolSettingsOut(tool=tool, params=update_tool_settings(services.db, tool, given))

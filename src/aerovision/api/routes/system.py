@@ -72,7 +72,7 @@ class _FilesProbe:
             except StoreUnavailable as exc:
                 log.warning("/health: %s (%r)", exc, exc.__cause__ or exc)
                 verdict = f"error: {exc}"
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
+            except Exception as exc:  # reported, not raised
                 verdict = _cause("file store", exc)
             self._last[key] = (time.monotonic(), verdict)
             return verdict
@@ -106,12 +106,12 @@ def health(services: ServicesDep) -> JSONResponse:
         services.db.ping()
         workers = worker_store.alive_count(services.db, WORKER_ALIVE_WITHIN_S)
         counts = task_store.count_by_status(services.db)
-    except Exception as exc:  # noqa: BLE001 - shown in short, logged in full
+    except Exception as exc:  # shown in short, logged in full
         database = _cause("database", exc)
     try:
         services.queue.ping()
         depth = services.queue.depth()
-    except Exception as exc:  # noqa: BLE001 - shown in short, logged in full
+    except Exception as exc:  # shown in short, logged in full
         queue = _cause("queue", exc)
     files = _files_probe.verdict(services.store)
     ok = database == "ok" and queue == "ok" and files == "ok" and workers > 0

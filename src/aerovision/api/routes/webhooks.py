@@ -52,11 +52,17 @@ def create_webhook(body: WebhookIn, services: ServicesDep) -> WebhookOut:
     try:
         netpolicy.check_url(body.url, allow_private=allow_private)
     except netpolicy.AddressRefused as exc:
-        hint = "" if exc.always or allow_private else (
-            "; webhooks may reach public addresses only (the server allows private ones "
-            "with AEROVISION_WEBHOOK_ALLOW_PRIVATE=1)"
+        hint = (
+            ""
+            if exc.always or allow_private
+            else (
+                "; webhooks may reach public addresses only (the server allows private ones "
+                "with AEROVISION_WEBHOOK_ALLOW_PRIVATE=1)"
+            )
         )
-        raise field_error("url", f"url refused: {exc}{hint}", netpolicy.mask_url(body.url)) from None
+        raise field_error(
+            "url", f"url refused: {exc}{hint}", netpolicy.mask_url(body.url)
+        ) from None
     except netpolicy.Unresolvable:
         pass  # may resolve later (or only where the notifier runs): checked at each send
     return _out(webhook_store.create_webhook(services.db, body.url, body.secret))

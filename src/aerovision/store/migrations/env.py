@@ -23,6 +23,9 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: sqlalchemy.url is not set")
+    engine = create_engine(url)
     with engine.begin() as conn:
         _run(conn)
