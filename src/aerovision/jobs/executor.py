@@ -166,7 +166,7 @@ def _run_one(
             "MiB per task (AEROVISION_TASK_MEMORY_MB)"
         )
         return "error", message, False
-    except Exception as exc:
+    except Exception as exc:  # a bug: report it on the task, log the traceback
         log.exception("task function failed")
         return "error", without_paths(f"internal error: {type(exc).__name__}: {exc}"), False
 
