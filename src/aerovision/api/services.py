@@ -15,6 +15,9 @@ class Services:
     settings: Settings
     db: Database
     queue: Queue
+    """Both interfaces: the routes use its :class:`~aerovision.jobs.queue.AdminQueue`
+    side (enqueue, ping, depth); `serve` hands the same connection to its reaper, and
+    a worker process to its :class:`~aerovision.jobs.worker.Worker` (a WorkQueue)."""
     store: FileStore
 
     @classmethod

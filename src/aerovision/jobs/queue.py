@@ -1,9 +1,16 @@
 """The task queue: carries task uids only; the database row is the truth.
 
-Every backend implements :class:`Queue`: ``enqueue`` a uid; a worker ``claim``s
-one with a lease, ``renew``s the lease while it works and ``ack``s when the
-task has ended, or ``release``s it to give it back. The reaper asks for
-``expired`` leases and ``reclaim``s them. Delivery is at least once.
+Every backend implements :class:`Queue`, which is two smaller interfaces, one per
+kind of user, so each is typed with only what it may do:
+
+- :class:`WorkQueue`, what a worker needs: it ``claim``s a uid with a lease,
+  ``renew``s the lease while it works and ``ack``s when the task has ended, or
+  ``release``s it to give it back. Delivery is at least once.
+- :class:`AdminQueue`, what administration needs: the API ``enqueue``s; /health
+  and /metrics ``ping`` and read the ``depth``; the reaper asks for ``expired``
+  leases and ``reclaim``s them, asks which uids the queue ``holds``, ``ack``s the
+  uids of tasks that ended meanwhile and takes its ``try_lock``; whoever opened
+  the queue ``close``s it.
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aerovision.store.db import Database, sqlite_path
@@ -31,9 +38,8 @@ FULL_CHECK_EVERY_S = 0.25
 (a released uid becomes available by time passing, not by a commit)."""
 
 
-class Queue(Protocol):
-    def enqueue(self, uid: str) -> None:
-        """Add ``uid`` (a no-op if it is already queued or leased)."""
+class WorkQueue(Protocol):
+    """What a worker needs: take a uid with a lease, keep it, end it or give it back."""
 
     def claim(self, worker_id: str, lease_s: float, timeout_s: float) -> str | None:
         """Take the oldest available uid with a lease, waiting up to ``timeout_s``."""
@@ -47,6 +53,19 @@ class Queue(Protocol):
     def release(self, uid: str, delay_s: float = 0.0) -> None:
         """Give ``uid`` back: claimable again after ``delay_s`` seconds."""
 
+
+class AdminQueue(Protocol):
+    """What administration needs: the API, /health, /metrics and the reaper."""
+
+    def enqueue(self, uid: str) -> None:
+        """Add ``uid`` (a no-op if it is already queued or leased)."""
+
+    def depth(self) -> int:
+        """How many uids wait to be claimed."""
+
+    def ping(self) -> None:
+        """Raise if the queue cannot be reached."""
+
     def expired(self, limit: int = 100) -> list[str]:
         """Uids whose lease has run out (their worker is presumed lost)."""
 
@@ -56,20 +75,24 @@ class Queue(Protocol):
     def holds(self, uids: Iterable[str]) -> set[str]:
         """Which of ``uids`` the queue has, waiting or leased."""
 
-    def depth(self) -> int:
-        """How many uids wait to be claimed."""
-
-    def ping(self) -> None:
-        """Raise if the queue cannot be reached."""
+    def ack(self, uid: str) -> None:
+        """Remove ``uid`` for good: its task has ended (the reaper finds tasks that ended
+        while their lease ran out, and ends those that used up their attempts)."""
 
     def try_lock(self, name: str, owner: str, ttl_s: float) -> bool:
         """Hold the lock ``name`` for ``ttl_s`` seconds; False if another owner holds it."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Let go of the connection (whoever opened the queue)."""
 
 
-_ENQUEUE = sqlite_insert(QueueItem.__table__).on_conflict_do_nothing(index_elements=["uid"])
-_ACK = delete(QueueItem.__table__).where(QueueItem.__table__.c.uid == bindparam("task_uid"))
+class Queue(WorkQueue, AdminQueue, Protocol):
+    """Both interfaces: what every backend implements and :func:`open_queue` returns."""
+
+
+_ITEMS: Table = QueueItem.__table__  # type: ignore[assignment]
+_ENQUEUE = sqlite_insert(_ITEMS).on_conflict_do_nothing(index_elements=["uid"])
+_ACK = delete(_ITEMS).where(_ITEMS.c.uid == bindparam("task_uid"))
 
 
 class SqliteQueue:
@@ -152,7 +175,7 @@ class SqliteQueue:
                 .where(QueueItem.uid == uid, QueueItem.lease_owner == worker_id)
                 .values(lease_expires=time.time() + lease_s)
             )
-            return bool(result.rowcount)
+            return bool(cast("CursorResult[Any]", result).rowcount)
 
     def ack(self, uid: str) -> None:
         with self.db.transaction() as conn:
@@ -191,7 +214,7 @@ class SqliteQueue:
                 .where(QueueItem.uid == uid, QueueItem.lease_expires < time.time())
                 .values(lease_owner=None, lease_expires=None, available_at=time.time())
             )
-            return bool(result.rowcount)
+            return bool(cast("CursorResult[Any]", result).rowcount)
 
     def holds(self, uids: Iterable[str]) -> set[str]:
         wanted = list(uids)
@@ -240,7 +263,10 @@ class RedisQueue:
     """
 
     _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1e6 "
-    _ENQUEUE = "if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then redis.call('LPUSH', KEYS[1], ARGV[1]) end"
+    _ENQUEUE = (
+        "if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then "
+        "redis.call('LPUSH', KEYS[1], ARGV[1]) end"
+    )
     _PROMOTE = (
         _NOW
         + "local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100) "
@@ -274,9 +300,14 @@ class RedisQueue:
         "elseif mode == 'reclaim' then redis.call('RPUSH', KEYS[5], uid) "
         "else redis.call('LPUSH', KEYS[5], uid) end return 1"
     )
-    _EXPIRED = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, tonumber(ARGV[1]))"
+    _EXPIRED = _NOW + (
+        "return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, "
+        "tonumber(ARGV[1]))"
+    )
 
-    def __init__(self, url: str, *, prefix: str = "aerovision:", orphan_lease_s: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "aerovision:", orphan_lease_s: float = 30.0
+    ) -> None:
         import redis
 
         self.client = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
@@ -308,7 +339,9 @@ class RedisQueue:
             else:  # wake up now and then to promote delayed uids that came due
                 uid = self.client.blmove(
                     self.k["queue"], self._processing(worker_id),
-                    max(0.01, min(remaining, DELAYED_CHECK_EVERY_S)), "RIGHT", "LEFT",
+                    # Redis ≥ 6 takes a fractional timeout; redis-py's hint says int
+                    max(0.01, min(remaining, DELAYED_CHECK_EVERY_S)),  # type: ignore[arg-type]
+                    "RIGHT", "LEFT",
                 )
             if uid is not None:
                 self._scripts["lease"](
@@ -380,7 +413,9 @@ class RedisQueue:
         self.client.close()
 
 
-def open_queue(url: str, db: Database, *, prefix: str = "aerovision:", lease_s: float = 30.0) -> Queue:
+def open_queue(
+    url: str, db: Database, *, prefix: str = "aerovision:", lease_s: float = 30.0
+) -> Queue:
     """The queue backend named by ``url`` (chosen by configuration, never by code)."""
     if url.startswith("sqlite"):
         if url != db.url:

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from aerovision.config import Settings
-from aerovision.jobs.queue import Queue
+from aerovision.jobs.queue import AdminQueue
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store
 from aerovision.store.db import Database
@@ -33,7 +33,9 @@ class ReapReport:
     restored: list[str] = field(default_factory=list)
 
 
-def reap_once(settings: Settings, db: Database, queue: Queue, owner: str = "reaper") -> ReapReport:
+def reap_once(
+    settings: Settings, db: Database, queue: AdminQueue, owner: str = "reaper"
+) -> ReapReport:
     """One pass over expired leases and lost tasks (skipped if another reaper holds the lock)."""
     report = ReapReport()
     if not queue.try_lock("reaper", owner, ttl_s=3 * settings.reaper_interval_s + 5):
@@ -75,7 +77,7 @@ def reap_once(settings: Settings, db: Database, queue: Queue, owner: str = "reap
 class Reaper(threading.Thread):
     """Runs :func:`reap_once` every ``settings.reaper_interval_s`` until stopped."""
 
-    def __init__(self, settings: Settings, db: Database, queue: Queue) -> None:
+    def __init__(self, settings: Settings, db: Database, queue: AdminQueue) -> None:
         super().__init__(name="reaper", daemon=True)
         self.settings, self.db, self.queue = settings, db, queue
         self.owner = f"reaper-{uuid.uuid4().hex[:8]}"
