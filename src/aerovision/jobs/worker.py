@@ -5,6 +5,13 @@ unreachable) is the service's fault: it goes back to the queue with a backoff
 (bounded by AEROVISION_MAX_ATTEMPTS), and this worker takes no new task until
 a probe write to the store succeeds again, so an outage does not use up the
 attempts of every queued task.
+
+Each task runs in a child process with limits (:mod:`aerovision.jobs.executor`);
+``Worker(..., in_process=True)`` runs it in the worker's own process instead, as
+rq's ``SimpleWorker`` does: no fork, no memory or time limit, for tests and
+debugging. Everything else (claim, lease, attempt, outcome, outbox, ack, retry)
+is the same code either way, and ``work(burst=True)`` drains the queue and
+returns, so a test drives submit → done in one process.
 """
 
 from __future__ import annotations
@@ -14,20 +21,23 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Protocol
 
 from aerovision.config import Settings
-from aerovision.jobs.executor import Limits, Outcome, TaskProcess, without_paths
-from aerovision.jobs.queue import Queue
-from aerovision.jobs.runners import Job, RunResult, run_job
+from aerovision.jobs.executor import Limits, Outcome, TaskProcess, _run_one, without_paths
+from aerovision.jobs.queue import WorkQueue
+from aerovision.jobs.runners import Job, run_job
 from aerovision.observability import REQUEST_ID
-from aerovision.tools import TOOLS
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store
 from aerovision.store.db import Database
 from aerovision.store.files import FileStore, StoreUnavailable
 from aerovision.store.models import TaskStatus
+from aerovision.tools import TOOLS
+from aerovision.tools.spec import RunResult
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +66,99 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+class Executor(Protocol):
+    """Runs one task's function and says how it ended: :class:`TaskProcess` (a child
+    with limits, the default) or :class:`InProcess`."""
+
+    def start(self) -> None: ...
+
+    def run(
+        self,
+        args: tuple[Any, ...],
+        *,
+        tick: Callable[[], None],
+        tick_every_s: float,
+        stopping: Callable[[], bool],
+        grace_s: float,
+    ) -> Outcome: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """Runs the task in this process, like rq's ``SimpleWorker``: no child, so no memory
+    limit, no time limit and no shutdown grace (the task runs to its end); a crash takes
+    the worker with it. For tests and debugging, never for hostile input.
+
+    The outcome is decided by the same code as in a child: InputError → the task's
+    error, an exception of ``retry_on`` → retried (a service fault), anything else →
+    an internal error.
+    """
+
+    fn: Callable[..., Any]
+    limits: Limits
+    retry_on: tuple[type[Exception], ...] = ()
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def run(
+        self,
+        args: tuple[Any, ...],
+        *,
+        tick: Callable[[], None] = lambda: None,
+        tick_every_s: float = 1.0,
+        stopping: Callable[[], bool] = lambda: False,
+        grace_s: float = 0.0,
+    ) -> Outcome:
+        kind, payload, _fit = _run_one(self.fn, args, self.limits, self.retry_on)
+        if kind == "ok":
+            return Outcome(ok=True, value=payload, pid=os.getpid())
+        fault = kind == "retry"
+        return Outcome(
+            ok=False, error=payload, retryable=fault, service_fault=fault, pid=os.getpid()
+        )
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 @dataclass
 class Worker:
+    """Claims uids from ``queue`` and runs their tasks; see the module docstring.
+
+    ``in_process`` runs each task in this process (:class:`InProcess`) rather than
+    in a child with limits; for tests, with ``work(burst=True)``.
+    """
+
     settings: Settings
     db: Database
-    queue: Queue
+    queue: WorkQueue
     store: FileStore
     id: str = field(default_factory=new_worker_id)
+    in_process: bool = False
     stop_requested: bool = False
     _last_heartbeat: float = 0.0
     _current: str | None = None
-    _tasks: TaskProcess | None = None
+    _tasks: Executor | None = None
     _store_down: bool = False  # the last task failed on the store: probe before claiming
 
     @property
-    def task_process(self) -> TaskProcess:
-        """The child that runs this worker's tasks (forked on first use)."""
+    def task_process(self) -> Executor:
+        """What runs this worker's tasks: a child (forked on first use), or this process."""
         if self._tasks is None:
-            self._tasks = TaskProcess(
-                partial(run_job, store=self.store),
-                Limits(memory_mb=self.settings.task_memory_mb,
-                       timeout_s=self.settings.task_timeout_s),
-                tasks_per_process=self.settings.tasks_per_process,
-                retry_on=(StoreUnavailable,),
-            )
+            run = partial(run_job, store=self.store)
+            limits = Limits(memory_mb=self.settings.task_memory_mb,
+                            timeout_s=self.settings.task_timeout_s)
+            retry_on: tuple[type[Exception], ...] = (StoreUnavailable,)
+            if self.in_process:
+                self._tasks = InProcess(run, limits, retry_on)
+            else:
+                self._tasks = TaskProcess(
+                    run, limits, tasks_per_process=self.settings.tasks_per_process,
+                    retry_on=retry_on,
+                )
         return self._tasks
 
     def request_stop(self) -> None:
@@ -87,9 +166,13 @@ class Worker:
         self.stop_requested = True
 
     def work(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
-        """Process tasks until stopped; ``burst`` returns once the queue is empty.
+        """Process tasks until stopped, or ``max_jobs`` of them.
 
-        Returns how many tasks this call handled.
+        ``burst`` (rq's ``work(burst=True)``) returns once no uid can be claimed at
+        once: the queue is empty, or what is left waits for a retry's delay; also
+        when the file store still refuses writes after a task failed on it; and a
+        queue that fails is raised rather than waited out. Returns how many claimed
+        uids this call handled (a duplicate delivery, acked and ignored, counts).
         """
         handled = 0
         log.info("worker %s started", self.id)
@@ -108,6 +191,8 @@ class Worker:
                         self.id, self.settings.lease_s, 0.0 if burst else CLAIM_TIMEOUT_S
                     )
                 except Exception:
+                    if burst:
+                        raise
                     log.exception("worker %s: the queue failed; retrying", self.id)
                     time.sleep(CLAIM_TIMEOUT_S)
                     continue
