@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 from aerovision.tools import chain, feature, inspect, surface, template
@@ -30,9 +32,14 @@ class RegistryError(RuntimeError):
     """The registry is inconsistent: the service refuses to start."""
 
 
-def _build() -> dict[str, Tool[Any]]:
+def build(
+    modules: Sequence[ModuleType], package: str, path: Sequence[str]
+) -> dict[str, Tool[Any]]:
+    """The registry of ``modules``, checked against every module of ``package`` (found
+    on ``path``): raises :class:`RegistryError` when a listed module declares no tool,
+    a tool has no runner, two share a name, or a module declares a tool not listed."""
     tools: dict[str, Tool[Any]] = {}
-    for module in MODULES:
+    for module in modules:
         tool = getattr(module, "TOOL", None)
         if not isinstance(tool, Tool):
             raise RegistryError(f"{module.__name__} declares no TOOL")
@@ -41,20 +48,19 @@ def _build() -> dict[str, Tool[Any]]:
         if tool.name in tools:
             raise RegistryError(f"two tools are named {tool.name}")
         tools[tool.name] = tool
-    listed = {m.__name__.rsplit(".", 1)[1] for m in MODULES}
-    for info in pkgutil.iter_modules(__path__):
+    listed = {m.__name__.rsplit(".", 1)[1] for m in modules}
+    for info in pkgutil.iter_modules(path):
         if info.name not in listed and info.name not in NOT_TOOLS:
-            module = importlib.import_module(f"{__name__}.{info.name}")
+            module = importlib.import_module(f"{package}.{info.name}")
             if isinstance(getattr(module, "TOOL", None), Tool):
                 raise RegistryError(
-                    f"{module.__name__} declares a tool that aerovision.tools.MODULES "
-                    "does not list"
+                    f"{module.__name__} declares a tool that the registry does not list"
                 )
     tools["chain"] = chain.declare(tools)
     return tools
 
 
-TOOLS: dict[str, Tool[Any]] = _build()
+TOOLS: dict[str, Tool[Any]] = build(MODULES, __name__, __path__)
 """Every tool by name, the chain last."""
 
 
