@@ -32,7 +32,7 @@ def test_a_tool_module_the_registry_does_not_list_stops_start_up(tmp_path: Path)
         "stray": "from aerovision.tools.inspect import TOOL\n",
     })
     try:
-        with pytest.raises(RegistryError, match="extra_tools.stray declares a tool that the "
+        with pytest.raises(RegistryError, match=r"extra_tools\.stray declares a tool that the "
                            "registry does not list"):
             build((template,), "extra_tools", path)
     finally:
@@ -48,7 +48,7 @@ def test_a_listed_module_without_a_tool_or_a_runner_stops_start_up(tmp_path: Pat
     try:
         empty = importlib.import_module("broken_tools.empty")
         norun = importlib.import_module("broken_tools.norun")
-        with pytest.raises(RegistryError, match="broken_tools.empty declares no TOOL"):
+        with pytest.raises(RegistryError, match=r"broken_tools\.empty declares no TOOL"):
             build((empty,), "broken_tools", path)
         with pytest.raises(RegistryError, match="the norun tool has no runner"):
             build((norun,), "broken_tools", path)
