@@ -14,6 +14,9 @@ from aerovision.config import Settings
 from aerovision.store.db import migrate
 from tests.backends import REDIS_URL, MotoServer, postgres_database, redis_prefix
 
+pytest_plugins = ("tests.inprocess",)
+"""The in-process service fixture (``inprocess``): API and worker in the test's process."""
+
 
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
