@@ -11,7 +11,7 @@ import pytest
 
 from aerovision.api.services import Services
 from aerovision.config import Settings
-from aerovision.store.db import migrate
+from aerovision.store.db import Database, migrate
 from tests.backends import REDIS_URL, MotoServer, postgres_database, redis_prefix
 
 pytest_plugins = ("tests.inprocess",)
@@ -45,6 +45,30 @@ def services(settings: Settings) -> Iterator[Services]:
     opened = Services.open(settings)
     yield opened
     opened.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh, migrated database of each kind: a SQLite file, and PostgreSQL."""
+    if request.param == "sqlite":
+        with _migrated(f"sqlite:///{tmp_path / 'aerovision.db'}") as db:
+            yield db
+        return
+    with (
+        postgres_database() as raw_url,
+        _migrated(Settings(database_url=raw_url, queue_url="redis://unused").db_url) as db,
+    ):
+        yield db
+
+
+@contextmanager
+def _migrated(url: str) -> Iterator[Database]:
+    migrate(url)
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 @pytest.fixture(scope="session")
