@@ -14,8 +14,11 @@ from click.testing import CliRunner, Result
 
 from aerovision import cli
 from aerovision import client as avc
-from tests.images import encode, scene_with_degraded_patch, scene_with_patch
+from aerovision.cli.match import tool_command
+from aerovision.tools import TOOLS
+from tests.images import encode, photo, scene_with_degraded_patch, scene_with_patch
 from tests.server import ServeProcess, free_port
+from tests.test_cli_registry import STITCH
 from tests.test_client import PNG_SIGNATURE, has_route, surface_pair, truncated_png
 
 STEPS = [
@@ -47,6 +50,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "model.ply").write_bytes(model)
     (folder / "scene.ply").write_bytes(surface_scene)
     (folder / "steps.json").write_text(json.dumps(STEPS))
+    (folder / "coffee.png").write_bytes(encode(photo("coffee")))
     return folder
 
 
@@ -144,6 +148,53 @@ def test_match_surface(server: ServeProcess, av: Any, files: Path, tmp_path: Pat
                 "--num-angles", "12", "--wait", "--timeout", "120")
     assert result.exit_code == 0, result.output
     assert "poses_found=" in result.stdout
+
+
+def test_match_inspect_waits_and_its_summary_is_listed(
+    av: Any, files: Path, tmp_path: Path
+) -> None:
+    result = av("match", "inspect", files / "coffee.png", "--bins", "16", "--download", tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[1:3] == ["status   done", "tool     inspect"] and "params   bins=16" in lines
+    result_row = next(line for line in lines if line.startswith("result "))
+    assert "width=600 height=400 channels=3" in result_row
+    assert (tmp_path / "histogram.png").read_bytes().startswith(PNG_SIGNATURE)
+
+    task = _json(av("match", "inspect", files / "coffee.png", "--wait", "--json"))
+    assert task["status"] == "done" and task["result_data"]["width"] == 600
+    line = TOOLS["inspect"].result_line.render(task["result_data"])
+    assert line.startswith("600×400, 3 channels, brightness ")
+    listed = av("tasks", "list", "--limit", "5")
+    assert listed.exit_code == 0, listed.output
+    row = next(r for r in listed.stdout.splitlines() if r.startswith(task["uid"]))
+    assert row.split()[1:3] == ["done", "inspect"] and row.endswith(line)
+
+
+def test_match_inspect_batch_is_a_task_per_file(av: Any, tmp_path: Path) -> None:
+    for name in ("coffee", "astronaut", "camera"):
+        (tmp_path / f"{name}.jpg").write_bytes(encode(photo(name), ".jpg"))
+    (tmp_path / "notes.txt").write_text("not an image: left out of the batch")
+    result = av("match", "inspect", "--batch", tmp_path, "--bins", "8")
+    assert result.exit_code == 0, result.output
+    records = {Path(r["input"]).stem: r for r in map(json.loads, result.stdout.splitlines())}
+    assert set(records) == {"coffee", "astronaut", "camera"}
+    for name, record in records.items():
+        height, width = photo(name).shape[:2]
+        data = record["result_data"]
+        assert record["status"] == "done" and (data["width"], data["height"]) == (width, height)
+        assert record["summary"] == TOOLS["inspect"].result_line.render(data)
+    assert result.stderr.startswith("3 inputs: 3 done, 0 error")
+
+
+def test_a_tool_the_server_does_not_run_exits_4(server: ServeProcess, tmp_path: Path) -> None:
+    base = tmp_path / "base.png"
+    base.write_bytes(b"x")
+    result = CliRunner().invoke(
+        tool_command(STITCH), [str(base)] * 3, env={"AEROVISION_URL": server.base_url},
+    )
+    assert result.exit_code == cli.EXIT_NOT_FOUND == 4
+    assert result.stderr.startswith("error: unknown tool 'stitch': this server runs template, ")
 
 
 # -- exit codes
@@ -299,6 +350,8 @@ def test_batch_by_glob(av: Any, files: Path) -> None:
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["input"] == str(files / "scene.png") and record["status"] == "done"
+    assert record["summary"] == TOOLS["template"].result_line.render(record["result_data"])
+    assert record["summary"].startswith("2 matches, best score ")
     assert result.stderr.startswith("1 inputs: 1 done, 0 error")
 
 

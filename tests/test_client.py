@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from aerovision import client as avc
 from aerovision.tools import TOOLS
-from tests.images import encode, scene_with_degraded_patch, scene_with_patch
+from tests.images import encode, photo, scene_with_degraded_patch, scene_with_patch
 from tests.receiver import Receiver
 from tests.server import ServeProcess, free_port
 
@@ -107,6 +108,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "crop.png": encode(faint[120:320, 200:440]),
         "broken.png": truncated_png(encode(scene)),
         "model.ply": model, "scene.ply": surface_scene,
+        "coffee.png": encode(photo("coffee")),
     }
     for name, data in made.items():
         (folder / name).write_bytes(data)
@@ -265,6 +267,80 @@ def test_surface_round_trip(server: ServeProcess, client: avc.Client, files: dic
     assert run(scenario()).status == "done"
 
 
+# -- the generic match: any tool the server runs, by its input names
+
+
+def test_inspect_round_trip(client: avc.Client, files: dict[str, Path], tmp_path: Path) -> None:
+    task = client.match("inspect", image=files["coffee"], bins=16)
+    assert task.tool == "inspect" and task.params == {"bins": 16}
+    assert task.input_files == [f"uploads/{task.uid}/coffee.png"]
+    done = client.wait(task, timeout=60)
+    assert done.status == "done", done.error
+    height, width = photo("coffee").shape[:2]
+    assert (done.result_data["width"], done.result_data["height"]) == (width, height) == (600, 400)
+    assert done.result_data["channels"] == 3
+    assert [len(c["histogram"]) for c in done.result_data["channel_stats"]] == [16, 16, 16]
+    assert [p.name for p in client.download(done, tmp_path)] == ["histogram.png"]
+
+    async def scenario() -> avc.Task:
+        async with avc.AsyncClient(client.base_url) as ac:
+            return await ac.wait(await ac.match("inspect", files["coffee"].read_bytes()), 60)
+
+    by_position = run(scenario())
+    assert by_position.status == "done" and by_position.result_data["width"] == 600
+    assert by_position.input_files == [f"uploads/{by_position.uid}/image.png"]
+
+
+def test_generic_match_of_template_is_match_template(
+    client: avc.Client, files: dict[str, Path]
+) -> None:
+    shortcut = client.match_template(files["scene"], files["icon"], threshold=0.9)
+    generic = client.match("template", image=files["scene"], template=files["icon"],
+                           threshold=0.9)
+    assert (generic.tool, generic.params) == (shortcut.tool, shortcut.params)
+    assert [Path(f).name for f in generic.input_files] == [
+        Path(f).name for f in shortcut.input_files
+    ] == ["scene.png", "icon.png"]
+    first, second = client.wait(shortcut, timeout=60), client.wait(generic, timeout=60)
+    _assert_template_done(second)
+    assert second.result_data == first.result_data
+    chain = client.match("chain", image=files["faint"], template=files["patch"],
+                         steps=CHAIN_STEPS)
+    assert client.wait(chain, timeout=60).result_data["completed_step"] == 2
+
+
+def test_generic_match_refuses_unknown_tools_and_missing_inputs(
+    client: avc.Client, files: dict[str, Path]
+) -> None:
+    with pytest.raises(ValueError, match="unknown tool 'stitch': this server runs template, "
+                                         "feature, surface, inspect, chain") as caught:
+        client.match("stitch", image=files["scene"])
+    assert isinstance(caught.value, avc.UnknownTool) and caught.value.known == list(TOOLS)
+    assert isinstance(caught.value, avc.AeroVisionError)
+    with pytest.raises(ValueError, match="the template tool needs its template input"):
+        client.match("template", image=files["scene"], threshold=0.9)
+    with pytest.raises(ValueError, match="the inspect tool needs its image input"):
+        client.match("inspect", bins=16)
+
+    async def scenario() -> None:
+        async with avc.AsyncClient(client.base_url) as ac:
+            await ac.match("feature", query_image=files["crop"])
+
+    with pytest.raises(ValueError, match="needs its train_image input"):
+        run(scenario())
+
+
+def test_tools_are_asked_once_per_client(server: ServeProcess, files: dict[str, Path]) -> None:
+    asked: list[str] = []
+    with avc.Client(server.base_url) as client:
+        client._http.event_hooks["request"].append(lambda r: asked.append(r.url.path))
+        client.match("inspect", image=files["coffee"])
+        client.match_template(files["scene"], files["icon"])
+        assert [t.name for t in client.tools()] == list(TOOLS)
+    assert asked.count("/api/v1/tools") == 1
+    assert asked[-2:] == ["/api/v1/match/inspect", "/api/v1/match/template"]
+
+
 # -- errors
 
 
@@ -361,7 +437,8 @@ def test_list_tasks(client: avc.Client, files: dict[str, Path]) -> None:
 
 def test_settings(client: avc.Client) -> None:
     before = client.get_settings("template")
-    assert before.tool == "template" and set(before.params) == set(TOOLS["template"].params.model_fields)
+    assert before.tool == "template"
+    assert set(before.params) == set(TOOLS["template"].params.model_fields)
     try:
         after = client.update_settings("template", threshold=0.85, use_grayscale=False)
         assert after.params == {**before.params, "threshold": 0.85, "use_grayscale": False}
@@ -428,6 +505,24 @@ def test_match_many_reports_every_input(server: ServeProcess, files: dict[str, P
     assert (tmp_path / "scene-2" / "heatmap.png").exists()
 
 
+def test_match_many_over_a_one_input_tool(server: ServeProcess, files: dict[str, Path]) -> None:
+    inputs: list[avc.FileInput] = [files["coffee"], files["scene"], files["broken"]]
+
+    async def scenario() -> list[avc.BatchResult]:
+        async with avc.AsyncClient(server.base_url) as client:
+            with pytest.raises(ValueError, match="one input: there is no other"):
+                await anext(client.match_many("inspect", inputs, files["icon"]))
+            return [r async for r in client.match_many("inspect", inputs, bins=8)]
+
+    results = {Path(r.input).name: r for r in run(scenario())}
+    assert {name: r.ok for name, r in results.items()} == {
+        "coffee.png": True, "scene.png": True, "broken.png": False,
+    }
+    coffee = results["coffee.png"].task
+    assert coffee is not None and coffee.params == {"bins": 8}
+    assert (coffee.result_data["width"], coffee.result_data["height"]) == (600, 400)
+
+
 # -- the module itself
 
 
@@ -440,9 +535,18 @@ def test_client_imports_nothing_else_from_aerovision() -> None:
     assert not [name for name in imported if name.startswith("aerovision")]
 
 
-def test_tool_inputs_match_the_service() -> None:
-    for tool, spec in avc.TOOL_INPUTS.items():
-        assert spec == TOOLS[tool].input_names
+def test_tools_are_the_servers_registry(client: avc.Client) -> None:
+    tools = client.tools()
+    assert [t.name for t in tools] == list(TOOLS)
+    for info in tools:
+        tool = TOOLS[info.name]
+        assert info.input_names == tool.input_names
+        assert [(i.kind, i.required, i.many) for i in info.inputs] == [
+            (spec.kind, spec.required, spec.many) for spec in tool.inputs
+        ]
+        assert info.submit == f"/api/v1/match/{tool.name}"
+        assert info.result_line == tool.result_line.template
+    assert {i.name: i.accept for i in tools[0].inputs}["image"][0] == ".png"
 
 
 def test_api_key_is_sent_as_bearer_token() -> None:
@@ -458,14 +562,34 @@ def test_api_key_is_sent_as_bearer_token() -> None:
         receiver.stop()
 
 
+def _catalog() -> dict[str, avc.ToolInfo]:
+    """The client's view of this checkout's registry, as GET /api/v1/tools would give it."""
+    from aerovision.api.routes.tools import describe
+
+    return {n: avc.ToolInfo.from_json(describe(t).model_dump()) for n, t in TOOLS.items()}
+
+
 def test_form_values_and_file_names() -> None:
-    call = avc._build_match("template", b"\x89PNG\r\n\x1a\nrest", b"BMrest",
-                            {"use_grayscale": True, "threshold": 0.5, "method": None})
+    catalog = _catalog()
+    call = avc._build_match(catalog, "template", (b"\x89PNG\r\n\x1a\nrest",), {
+        "template": b"BMrest", "use_grayscale": True, "threshold": 0.5, "method": None,
+    })
     assert call.data == {"use_grayscale": "true", "threshold": "0.5"}
     assert call.files is not None
-    assert call.files["image"][0] == "image.png" and call.files["template"][0] == "template.bmp"
-    with pytest.raises(ValueError, match="tool must be one of"):
-        avc._build_match("nope", b"", b"", {})
+    assert [(field, f[0]) for field, f in call.files] == [
+        ("image", "image.png"), ("template", "template.bmp"),
+    ]
+    chain = avc._build_match(catalog, "chain", (), {
+        "image": b"BM", "template": b"BM", "steps": CHAIN_STEPS,
+    })
+    assert chain.path == "/api/v1/match/chain" and chain.data is not None
+    assert json.loads(chain.data["steps"]) == CHAIN_STEPS
+    with pytest.raises(avc.UnknownTool, match="unknown tool 'nope': this server runs template"):
+        avc._build_match(catalog, "nope", (b"", b""), {})
+    with pytest.raises(ValueError, match="given both by position and by name"):
+        avc._build_match(catalog, "inspect", (b"BM",), {"image": b"BM"})
+    with pytest.raises(ValueError, match="takes 1 input"):
+        avc._build_match(catalog, "inspect", (b"BM", b"BM"), {})
     task = avc.Task.from_json({"uid": "u", "status": "done", "result_files": ["results/x/../a"]})
     with pytest.raises(avc.AeroVisionError, match="unexpected path"):
         avc._download_plan(task, "out", inputs=False)

@@ -1,3 +1,6 @@
+"""``python -m aerovision``: the ``aerovision`` command."""
+
 from aerovision.cli import main
 
-main()
+if __name__ == "__main__":
+    main(prog_name="aerovision")

@@ -15,6 +15,13 @@ Example::
         for m in task.result_data["matches"]:
             print(m["x"], m["y"], m["score"])
         av.download(task, "out/")       # out/matches.png, out/heatmap.png
+        info = av.wait(av.match("inspect", image="photo.jpg", bins=16))
+
+Every tool the server runs is submitted with ``match(tool, **inputs_and_params)``;
+the client learns each tool's inputs from the server (``GET /api/v1/tools``, asked
+once per client, :meth:`Client.tools`), so a tool added to the server needs no
+new client. ``match_template``, ``match_feature``, ``match_surface`` and
+``match_chain`` are shortcuts for the tools every server has.
 
 Exceptions (every one is an :class:`AeroVisionError`)::
 
@@ -25,10 +32,11 @@ Exceptions (every one is an :class:`AeroVisionError`)::
     │   ├── PayloadTooLarge     413: an upload is over the server's limit
     │   ├── InvalidRequest      422: bad parameters or files; .errors = the server's details
     │   └── ServerError         5xx: a bug or outage on the server side
+    ├── UnknownTool         match(): the server runs no tool of that name (also a ValueError)
     ├── TaskFailed          wait(): the task ended with status "error"; .task
     └── WaitTimeout         wait(): the task did not end in time; .task (also a TimeoutError)
 
-Files given to ``match_*`` may be a path (``str`` or ``os.PathLike``), bytes, a
+Files given to ``match`` and ``match_*`` may be a path (``str`` or ``os.PathLike``), bytes, a
 binary file object, or a ``(filename, bytes_or_file)`` pair; they are read into
 memory before sending (the server refuses files over its upload limit, 50 MB
 by default, anyway). Reading a path that does not exist raises ``OSError``.
@@ -42,7 +50,7 @@ import json
 import mimetypes
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -52,7 +60,6 @@ import httpx
 
 __all__ = [
     "DEFAULT_URL",
-    "TOOL_INPUTS",
     "APIError",
     "AeroVisionClient",
     "AeroVisionError",
@@ -70,8 +77,11 @@ __all__ = [
     "TaskPage",
     "TaskStatus",
     "Tool",
+    "ToolInfo",
+    "ToolInput",
     "ToolSettings",
     "TransportError",
+    "UnknownTool",
     "WaitTimeout",
     "Webhook",
     "describe_error",
@@ -95,23 +105,17 @@ POLL_MAX_S = 2.0
 POLL_TRANSPORT_RETRIES = 3
 """Consecutive failed polls (no answer) tolerated while waiting before giving up."""
 
-Tool = Literal["template", "feature", "surface", "chain"]
+Tool: TypeAlias = str
+"""A tool's name, e.g. ``"template"``: :meth:`Client.tools` lists those the server runs."""
 TaskStatus = Literal["queued", "processing", "done", "error"]
 FINISHED: frozenset[str] = frozenset({"done", "error"})
-
-TOOL_INPUTS: dict[str, tuple[str, str]] = {
-    "template": ("image", "template"),
-    "feature": ("query_image", "train_image"),
-    "surface": ("model_file", "scene_file"),
-    "chain": ("image", "template"),
-}
-"""The two multipart file fields of ``POST /api/v1/match/<tool>``, in order."""
 
 FileInput: TypeAlias = (
     str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
     | tuple[str, bytes | IO[bytes]]
 )
-"""A file to upload: a path, its bytes, a binary file object, or ``(filename, data)``."""
+"""A file to upload: a path, its bytes, a binary file object, or ``(filename, data)``
+(a list of them for an input that takes many)."""
 
 T = TypeVar("T")
 
@@ -158,6 +162,17 @@ class InvalidRequest(APIError):
 
 class ServerError(APIError):
     """5xx: the server failed (always a server-side bug or outage)."""
+
+
+class UnknownTool(AeroVisionError, ValueError):
+    """:meth:`Client.match` was asked for a tool the server does not run."""
+
+    def __init__(self, tool: str, known: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown tool {tool!r}: this server runs {', '.join(known) or 'no tools'}"
+        )
+        self.tool = tool
+        self.known = list(known)
 
 
 class TaskFailed(AeroVisionError):
@@ -246,6 +261,71 @@ class ToolSettings:
 
 
 @dataclass(frozen=True)
+class ToolInput:
+    """One input file of a tool, as the server declares it."""
+
+    name: str
+    """The form field (and :meth:`Client.match`'s keyword) of this input."""
+    kind: str
+    """``image``, ``cloud`` (PLY with normals) or ``any`` (a chain's inputs)."""
+    help: str
+    required: bool
+    many: bool
+    """The field may be repeated: give a list of files."""
+    accept: list[str]
+    """The file name endings it takes (``.png``, ``.ply``, …)."""
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ToolInput:
+        return cls(
+            name=data["name"], kind=data.get("kind", "any"), help=data.get("help", ""),
+            required=bool(data.get("required", True)), many=bool(data.get("many", False)),
+            accept=list(data.get("accept") or []),
+        )
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    """One tool the server runs (an item of ``GET /api/v1/tools``). ``raw`` is its JSON."""
+
+    name: str
+    title: str
+    summary: str
+    docs: str
+    submit: str
+    """The route that submits a task: ``/api/v1/match/<name>``."""
+    settings: str | None
+    """Its settings route, if it has settings."""
+    inputs: list[ToolInput]
+    """Its input files, in order."""
+    params_schema: dict[str, Any]
+    defaults: dict[str, Any]
+    presets: list[dict[str, Any]]
+    found: dict[str, Any]
+    result_line: str
+    """The one-line summary of a result: ``result_data`` fields in braces."""
+    chainable: bool
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.inputs)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ToolInfo:
+        return cls(
+            name=data["name"], title=data.get("title", ""), summary=data.get("summary", ""),
+            docs=data.get("docs", ""), submit=data["submit"], settings=data.get("settings"),
+            inputs=[ToolInput.from_json(i) for i in data["inputs"]],
+            params_schema=dict(data.get("params_schema") or {}),
+            defaults=dict(data.get("defaults") or {}),
+            presets=[dict(p) for p in data.get("presets") or []],
+            found=dict(data.get("found") or {}), result_line=data.get("result_line", ""),
+            chainable=bool(data.get("chainable", False)), raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
 class Webhook:
     """A registered receiver (its secret is never shown)."""
 
@@ -317,7 +397,9 @@ class _Call(Generic[T]):
     params: dict[str, Any] | None = None
     json: Any = None
     data: dict[str, str] | None = None
-    files: dict[str, tuple[str, bytes, str]] | None = None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    """Multipart files as ``(field, (filename, content, content type))``, in order (a
+    field that takes many files repeats)."""
 
 
 @dataclass(frozen=True)
@@ -371,18 +453,88 @@ def _form_value(value: Any) -> str:
     return str(value)
 
 
+Catalog: TypeAlias = dict[str, ToolInfo]
+"""The server's tools by name, as ``GET /api/v1/tools`` lists them."""
+
+
+def _build_tools() -> _Call[Catalog]:
+    def parse(data: Any) -> Catalog:
+        return {info.name: info for info in map(ToolInfo.from_json, data["tools"])}
+
+    return _Call("GET", "/api/v1/tools", parse)
+
+
+def _tool_info(catalog: Catalog, tool: str) -> ToolInfo:
+    info = catalog.get(tool)
+    if info is None:
+        raise UnknownTool(tool, list(catalog))
+    return info
+
+
+def _named_inputs(
+    info: ToolInfo, files: Sequence[Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``values`` with ``files`` (given by position) under the tool's input names."""
+    if len(files) > len(info.inputs):
+        raise ValueError(
+            f"the {info.name} tool takes {len(info.inputs)} input(s) "
+            f"({', '.join(info.input_names)}), got {len(files)} by position"
+        )
+    named = dict(zip(info.input_names, files, strict=False))
+    twice = sorted(set(named) & set(values))
+    if twice:
+        raise ValueError(f"{twice[0]} given both by position and by name")
+    return {**named, **values}
+
+
+def _items(spec: ToolInput, given: Any) -> list[Any]:
+    """The files given for an input: none, one, or a list of them if it takes many."""
+    if given is None:
+        return []
+    return list(given) if spec.many and isinstance(given, list) else [given]
+
+
+def _check_inputs(info: ToolInfo, values: Mapping[str, Any], later: str | None = None) -> None:
+    """Raise ValueError if a required input of the tool is missing (``later``: one that
+    comes afterwards)."""
+    for spec in info.inputs:
+        if spec.required and spec.name != later and not _items(spec, values.get(spec.name)):
+            raise ValueError(
+                f"the {info.name} tool needs its {spec.name} input "
+                f"(its inputs: {', '.join(info.input_names)})"
+            )
+
+
 def _build_match(
-    tool: str, first: FileInput | _File, second: FileInput | _File, params: Mapping[str, Any]
+    catalog: Catalog, tool: str, files: Sequence[Any], values: Mapping[str, Any]
 ) -> _Call[Task]:
-    if tool not in TOOL_INPUTS:
-        raise ValueError(f"tool must be one of {', '.join(TOOL_INPUTS)}, got {tool!r}")
-    names = TOOL_INPUTS[tool]
-    files = {}
-    for field_name, value in zip(names, (first, second), strict=True):
-        upload = _read_input(value, field_name)
-        files[field_name] = (upload.name, upload.content, upload.content_type)
-    data = {k: _form_value(v) for k, v in params.items() if v is not None}
-    return _Call("POST", f"/api/v1/match/{tool}", Task.from_json, data=data, files=files)
+    """``POST`` of a task of ``tool``: values named like its inputs are files (a list for
+    an input that takes many), the others form fields (None ones left out)."""
+    info = _tool_info(catalog, tool)
+    values = _named_inputs(info, files, values)
+    _check_inputs(info, values)
+    uploads: list[tuple[str, tuple[str, bytes, str]]] = []
+    for spec in info.inputs:
+        for item in _items(spec, values.get(spec.name)):
+            upload = _read_input(item, spec.name)
+            uploads.append((spec.name, (upload.name, upload.content, upload.content_type)))
+    data = {
+        k: _form_value(v) for k, v in values.items()
+        if k not in info.input_names and v is not None
+    }
+    return _Call("POST", info.submit, Task.from_json, data=data, files=uploads)
+
+
+def _read_once(info: ToolInfo, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with each input file read into ``(filename, bytes)``, to send many times."""
+    once = dict(values)
+    for spec in info.inputs:
+        given = once.get(spec.name)
+        uploads = [_read_input(item, spec.name) for item in _items(spec, given)]
+        read = [(upload.name, upload.content) for upload in uploads]
+        if read:
+            once[spec.name] = read if spec.many and isinstance(given, list) else read[0]
+    return once
 
 
 def _build_get_task(uid: str) -> _Call[Task]:
@@ -596,7 +748,61 @@ def _label(value: FileInput, index: int) -> str:
 # ------------------------------------------------------------------- clients
 
 
-class Client:
+R = TypeVar("R")
+
+
+class _Shortcuts(Generic[R]):
+    """The named shortcuts of both clients, over their :meth:`Client.match` (``R``: a
+    :class:`Task`; for :class:`AsyncClient`, an awaitable of one)."""
+
+    def match(self, tool: Tool, /, *files: FileInput, **values: Any) -> R:
+        raise NotImplementedError
+
+    def match_template(self, image: FileInput, template: FileInput, **params: Any) -> R:
+        """Find every occurrence of ``template`` in ``image``.
+
+        ``params``: ``method`` (TM_CCOEFF_NORMED, TM_CCORR_NORMED,
+        TM_SQDIFF_NORMED, TM_CCOEFF, TM_CCORR, TM_SQDIFF), ``threshold``
+        (0.1–1.0), ``max_results`` (1–1000), ``use_grayscale`` (bool).
+        When done, ``result_data`` has ``matches`` (``x, y, w, h, score``, best
+        first), ``filtered_matches`` and ``best_score``; ``result_files`` are
+        ``matches.png`` and ``heatmap.png``.
+        """
+        return self.match("template", image=image, template=template, **params)
+
+    def match_feature(self, query_image: FileInput, train_image: FileInput, **params: Any) -> R:
+        """Match keypoints of ``query_image`` against ``train_image``.
+
+        ``params``: ``detector`` (SIFT, ORB, AKAZE, BRISK), ``matcher`` (FLANN,
+        BFMatcher), ``ratio_threshold`` (0.1–1.0), ``max_matches`` (1–5000).
+        When done, ``result_data`` has ``good_matches``, ``query_keypoints`` and
+        ``train_keypoints``; ``result_files`` is ``matches.png``.
+        """
+        return self.match("feature", query_image=query_image, train_image=train_image, **params)
+
+    def match_surface(self, model_file: FileInput, scene_file: FileInput, **params: Any) -> R:
+        """Find the 3D model in the 3D scene (PLY files with normals ``nx ny nz``).
+
+        ``params``: ``relative_sampling_step``, ``relative_distance_step``
+        (0.01–0.5), ``num_angles`` (1–360), ``use_icp`` (bool),
+        ``icp_tolerance``, ``icp_iterations`` (1–1000). When done,
+        ``result_data`` has ``pose`` (4×4, model to scene) and ``poses_found``.
+        """
+        return self.match("surface", model_file=model_file, scene_file=scene_file, **params)
+
+    def match_chain(
+        self, image: FileInput, template: FileInput, steps: Sequence[Mapping[str, Any]] | str
+    ) -> R:
+        """Run ``steps`` (``[{"tool": ..., "params": {...}}, ...]``, at most 10) in order
+        until one finds something. ``steps`` may also be the JSON text itself.
+        When done, ``result_data`` has ``chain_result``, ``completed_step`` and
+        ``steps``; each step's files are under ``results/<uid>/step<N>/``.
+        """
+        steps_field = steps if isinstance(steps, str) else [dict(step) for step in steps]
+        return self.match("chain", image=image, template=template, steps=steps_field)
+
+
+class Client(_Shortcuts[Task]):
     """Blocking client of an AeroVision server.
 
     Parameters
@@ -620,6 +826,7 @@ class Client:
         self._http = httpx.Client(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout
         )
+        self._tools: Catalog | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -642,57 +849,30 @@ class Client:
 
     # -- matching
 
-    def match(self, tool: Tool, first: FileInput, second: FileInput, **params: Any) -> Task:
-        """Submit a task of ``tool`` with its two input files; returns the queued task.
+    def tools(self) -> list[ToolInfo]:
+        """Every tool the server runs, in the order to show them: its inputs, parameters'
+        JSON schema, defaults, presets (``GET /api/v1/tools``, asked once per client)."""
+        return list(self._catalog().values())
 
-        ``first``/``second`` go to the tool's two fields (:data:`TOOL_INPUTS`);
-        ``params`` are sent as form fields (None values are left out, so the
-        tool's settings apply). Raises :class:`InvalidRequest` (422),
-        :class:`PayloadTooLarge` (413) or :class:`NotFound` (tool not served).
+    def _catalog(self) -> Catalog:
+        if self._tools is None:
+            self._tools = self._send(_build_tools())
+        return self._tools
+
+    def match(self, tool: Tool, /, *files: FileInput, **values: Any) -> Task:
+        """Submit a task of ``tool`` (a name :meth:`tools` lists); returns the queued task.
+
+        Keywords named like the tool's inputs are its files (see :data:`FileInput`;
+        a list for an input that takes many); inputs may also be given by position,
+        in the tool's order. Every other keyword is a form field: a parameter (None
+        values are left out, so the tool's settings apply; booleans go as
+        ``true``/``false``, lists and dicts as JSON) or a field of the tool's own
+        form (the chain's ``steps``). The tools' inputs come from the server, asked
+        on first use. Raises :class:`UnknownTool` (a ValueError) for a tool the
+        server does not run, ValueError when a required input is missing,
+        :class:`InvalidRequest` (422) or :class:`PayloadTooLarge` (413).
         """
-        return self._send(_build_match(tool, first, second, params))
-
-    def match_template(self, image: FileInput, template: FileInput, **params: Any) -> Task:
-        """Find every occurrence of ``template`` in ``image``.
-
-        ``params``: ``method`` (TM_CCOEFF_NORMED, TM_CCORR_NORMED,
-        TM_SQDIFF_NORMED, TM_CCOEFF, TM_CCORR, TM_SQDIFF), ``threshold``
-        (0.1–1.0), ``max_results`` (1–1000), ``use_grayscale`` (bool).
-        When done, ``result_data`` has ``matches`` (``x, y, w, h, score``, best
-        first), ``filtered_matches`` and ``best_score``; ``result_files`` are
-        ``matches.png`` and ``heatmap.png``.
-        """
-        return self.match("template", image, template, **params)
-
-    def match_feature(self, query_image: FileInput, train_image: FileInput, **params: Any) -> Task:
-        """Match keypoints of ``query_image`` against ``train_image``.
-
-        ``params``: ``detector`` (SIFT, ORB, AKAZE, BRISK), ``matcher`` (FLANN,
-        BFMatcher), ``ratio_threshold`` (0.1–1.0), ``max_matches`` (1–5000).
-        When done, ``result_data`` has ``good_matches``, ``query_keypoints`` and
-        ``train_keypoints``; ``result_files`` is ``matches.png``.
-        """
-        return self.match("feature", query_image, train_image, **params)
-
-    def match_surface(self, model_file: FileInput, scene_file: FileInput, **params: Any) -> Task:
-        """Find the 3D model in the 3D scene (PLY files with normals ``nx ny nz``).
-
-        ``params``: ``relative_sampling_step``, ``relative_distance_step``
-        (0.01–0.5), ``num_angles`` (1–360), ``use_icp`` (bool),
-        ``icp_tolerance``, ``icp_iterations`` (1–1000). When done,
-        ``result_data`` has ``pose`` (4×4, model to scene) and ``poses_found``.
-        """
-        return self.match("surface", model_file, scene_file, **params)
-
-    def match_chain(
-        self, image: FileInput, template: FileInput, steps: Sequence[Mapping[str, Any]] | str
-    ) -> Task:
-        """Run ``steps`` (``[{"tool": ..., "params": {...}}, ...]``, at most 10) in order
-        until one finds something. ``steps`` may also be the JSON text itself.
-        When done, ``result_data`` has ``chain_result``, ``completed_step`` and
-        ``steps``; each step's files are under ``results/<uid>/step<N>/``.
-        """
-        return self.match("chain", image, template, steps=steps)
+        return self._send(_build_match(self._catalog(), tool, files, values))
 
     # -- tasks
 
@@ -801,7 +981,7 @@ class Client:
 AeroVisionClient = Client
 
 
-class AsyncClient:
+class AsyncClient(_Shortcuts[Awaitable[Task]]):
     """The asyncio twin of :class:`Client`: the same methods, to be awaited.
 
     Also offers :meth:`match_many`, which runs many inputs with bounded
@@ -817,6 +997,7 @@ class AsyncClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout
         )
+        self._tools: Catalog | None = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -837,31 +1018,18 @@ class AsyncClient:
             raise _transport_error(exc, self.base_url) from exc
         return _result(call, response)
 
-    async def match(self, tool: Tool, first: FileInput, second: FileInput, **params: Any) -> Task:
+    async def tools(self) -> list[ToolInfo]:
+        """See :meth:`Client.tools`."""
+        return list((await self._catalog()).values())
+
+    async def _catalog(self) -> Catalog:
+        if self._tools is None:
+            self._tools = await self._send(_build_tools())
+        return self._tools
+
+    async def match(self, tool: Tool, /, *files: FileInput, **values: Any) -> Task:
         """See :meth:`Client.match`."""
-        return await self._send(_build_match(tool, first, second, params))
-
-    async def match_template(self, image: FileInput, template: FileInput, **params: Any) -> Task:
-        """See :meth:`Client.match_template`."""
-        return await self.match("template", image, template, **params)
-
-    async def match_feature(
-        self, query_image: FileInput, train_image: FileInput, **params: Any
-    ) -> Task:
-        """See :meth:`Client.match_feature`."""
-        return await self.match("feature", query_image, train_image, **params)
-
-    async def match_surface(
-        self, model_file: FileInput, scene_file: FileInput, **params: Any
-    ) -> Task:
-        """See :meth:`Client.match_surface`."""
-        return await self.match("surface", model_file, scene_file, **params)
-
-    async def match_chain(
-        self, image: FileInput, template: FileInput, steps: Sequence[Mapping[str, Any]] | str
-    ) -> Task:
-        """See :meth:`Client.match_chain`."""
-        return await self.match("chain", image, template, steps=steps)
+        return await self._send(_build_match(await self._catalog(), tool, files, values))
 
     async def get_task(self, uid: str) -> Task:
         """See :meth:`Client.get_task`."""
@@ -944,25 +1112,37 @@ class AsyncClient:
         return await self._send(_build_version())
 
     async def match_many(
-        self, tool: Tool, inputs: Sequence[FileInput], other: FileInput, *,
+        self, tool: Tool, inputs: Sequence[FileInput], other: FileInput | None = None, /, *,
         concurrency: int = 4, timeout: float | None = DEFAULT_WAIT_S,
-        download_dir: str | os.PathLike[str] | None = None, **params: Any,
+        download_dir: str | os.PathLike[str] | None = None, **values: Any,
     ) -> AsyncIterator[BatchResult]:
-        """Run ``tool`` on each of ``inputs`` (first input) with the same ``other``.
+        """Run ``tool`` once for each of ``inputs`` (its first input), the rest the same.
 
-        At most ``concurrency`` tasks are submitted or waited on at once.
-        Yields one :class:`BatchResult` per input as each ends, in the order
-        they end; a failure of one input (refused, ended in error, timed out,
-        unreadable) is reported in its result and never stops the others.
-        With ``download_dir``, each done task's files go to
-        ``<download_dir>/<input stem>/``. ``other`` is read once.
+        ``other`` is the tool's second input, if it has one; it and any later
+        input may also be given by name, and every other keyword is a
+        parameter, as for :meth:`Client.match`. Those files are read once. At
+        most ``concurrency`` tasks are submitted or waited on at once. Yields
+        one :class:`BatchResult` per input as each ends, in the order they end;
+        a failure of one input (refused, ended in error, timed out, unreadable)
+        is reported in its result and never stops the others. With
+        ``download_dir``, each done task's files go to
+        ``<download_dir>/<input stem>/``.
         """
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if tool not in TOOL_INPUTS:
-            raise ValueError(f"tool must be one of {', '.join(TOOL_INPUTS)}, got {tool!r}")
-        upload = _read_input(other, TOOL_INPUTS[tool][1])
-        second: FileInput = (upload.name, upload.content)
+        info = _tool_info(await self._catalog(), tool)
+        if not info.inputs:
+            raise ValueError(f"the {tool} tool has no input to run over")
+        first, *rest = info.input_names
+        if first in values:
+            raise ValueError(f"{first} is each of inputs: it cannot also be given by name")
+        if other is not None:
+            if not rest:
+                raise ValueError(f"the {tool} tool has one input: there is no other")
+            values = _named_inputs(info, (None, other), values)
+            del values[first]
+        _check_inputs(info, values, later=first)
+        fixed = _read_once(info, values)
         names = _unique_names(inputs)
         pending = iter(range(len(inputs)))
         results: asyncio.Queue[BatchResult | None] = asyncio.Queue()
@@ -970,7 +1150,7 @@ class AsyncClient:
         async def run_one(i: int) -> BatchResult:
             label, task = _label(inputs[i], i), None
             try:
-                task = await self.match(tool, inputs[i], second, **params)
+                task = await self.match(tool, **{first: inputs[i]}, **fixed)
                 task = await self.wait(task, timeout, raise_on_error=False)
                 if task.status == "error":
                     return BatchResult(label, task, task.error or "the task ended in error")
