@@ -23,10 +23,22 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """Starts, stops and restarts `python -m aerovision serve` on a free port."""
+    """Starts, stops and restarts `python -m aerovision serve` on a free port.
 
-    def __init__(self, data_dir: Path, *, workers: int = 2, env: dict[str, str] | None = None):
+    ``module``: another module to run with ``-m`` that takes the same command line
+    (e.g. a test launcher that changes the tool registry before serving).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        workers: int = 2,
+        env: dict[str, str] | None = None,
+        module: str = "aerovision",
+    ):
         self.data_dir = data_dir
+        self.module = module
         self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -39,7 +51,7 @@ class ServeProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "aerovision", "serve",
+                sys.executable, "-m", self.module, "serve",
                 "--host", "127.0.0.1", "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--workers", str(self.workers),
             ],

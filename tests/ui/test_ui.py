@@ -15,6 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from aerovision.tools import TOOLS
 from tests.images import encode, photo, scene_with_degraded_patch, scene_with_patch
 from tests.server import ServeProcess
 from tests.ui.conftest import PHONE
@@ -211,14 +212,14 @@ def test_surface_form_takes_ply_and_offers_the_presets(
     if "/api/v1/match/surface" not in paths:
         pytest.skip("POST /api/v1/match/surface is not on this server yet (not in /openapi.json)")
     page.goto("/#/new/surface")
-    expect(page.get_by_label("Model", exact=True)).to_have_attribute("accept", ".ply")
-    expect(page.get_by_label("Scene", exact=True)).to_have_attribute("accept", ".ply")
+    expect(page.get_by_label("Model file", exact=True)).to_have_attribute("accept", ".ply")
+    expect(page.get_by_label("Scene file", exact=True)).to_have_attribute("accept", ".ply")
     page.get_by_role("button", name=re.compile("^Fast pose")).click()
-    expect(page.get_by_label("Sampling step", exact=True)).to_have_value("0.1")
-    expect(page.get_by_label("Refine with ICP", exact=True)).not_to_be_checked()
+    expect(page.get_by_label("Relative sampling step", exact=True)).to_have_value("0.1")
+    expect(page.get_by_label("Use ICP", exact=True)).not_to_be_checked()
     page.get_by_role("button", name=re.compile("^Precise parts")).click()
-    expect(page.get_by_label("Sampling step", exact=True)).to_have_value("0.025")
-    expect(page.get_by_label("Refine with ICP", exact=True)).to_be_checked()
+    expect(page.get_by_label("Relative sampling step", exact=True)).to_have_value("0.025")
+    expect(page.get_by_label("Use ICP", exact=True)).to_be_checked()
     expect(page.get_by_label("ICP iterations", exact=True)).to_have_value("200")
     # the range comes from the schema: (0, 1] for the ICP tolerance
     page.get_by_label("ICP tolerance", exact=True).fill("0")
@@ -282,6 +283,74 @@ def test_chain_builder_and_result(page: Any, ui_server: ServeProcess, screenshot
     screenshot(page, "07-task-chain-done")
     curl = page.locator("pre.curl").text_content()
     assert "-F 'steps=[{" in curl and '"threshold":0.7' in curl
+
+
+# ---------------------------------------------------------------- inspect (no UI code of its own)
+
+
+def test_inspect_runs_from_its_registry_entry_and_shows_the_generic_result(
+    page: Any, ui_server: ServeProcess, screenshot: Any
+) -> None:
+    """inspect has no code in web/: its choice, form, presets and result all come from
+    GET /api/v1/tools and the generic renderer."""
+    inspect = TOOLS["inspect"]
+    page.goto("/#/new")
+    page.get_by_role("radio", name=re.compile(f"^{re.escape(inspect.title)}")).check()
+    expect(page).to_have_url(re.compile(r"#/new/inspect$"))
+    expect(page.locator(".drop")).to_have_count(1)  # one input
+    image = page.get_by_label("Image", exact=True)
+    expect(image).to_have_attribute("accept", ".png,.jpg,.jpeg,.bmp,.tif,.tiff")
+    image.set_input_files(png_file("sample.png", photo("astronaut")[:200, :300]))
+    bins = page.get_by_label("Bins", exact=True)
+    expect(bins).to_have_value("32")
+    expect(bins).to_have_attribute("min", "2")
+    expect(bins).to_have_attribute("max", "256")
+    page.get_by_role("button", name=re.compile("^Fine histogram")).click()
+    expect(bins).to_have_value("256")
+    page.get_by_role("button", name=re.compile("^Coarse histogram")).click()
+    expect(bins).to_have_value("16")
+    page.get_by_role("button", name="Run inspect an image").click()
+    expect(page).to_have_url(TASK_URL)
+    wait_done(page)
+
+    task = api_task(ui_server, page)
+    data = task["result_data"]
+    assert task["params"] == {"bins": 16}
+    assert (data["width"], data["height"], data["channels"]) == (300, 200, 3)
+    expect(page.get_by_role("heading", level=1)).to_contain_text(inspect.title)
+    expect(page.locator(".result-line")).to_have_text(inspect.result_line.render(data))
+    figures = page.locator(".result-generic .stats > div")
+    expect(figures.filter(has_text="Width").locator("dd")).to_have_text("300")
+    expect(figures.filter(has_text="Height").locator("dd")).to_have_text("200")
+    expect(figures.filter(has_text="Channels").locator("dd")).to_have_text("3")
+    shown = float(figures.filter(has_text="Sharpness").locator("dd").inner_text())
+    assert shown == pytest.approx(data["sharpness"], rel=1e-3)
+    picture = page.get_by_alt_text("Result picture histogram.png")
+    expect_image_loaded(picture)
+    assert picture.get_attribute("src").endswith("/histogram.png")
+    # channel_stats, a list of objects: a table, each histogram as bars with its numbers
+    rows = page.locator("table.result-table tbody tr")
+    expect(rows).to_have_count(3)
+    names = [row.locator("td").nth(0).inner_text() for row in rows.all()]
+    assert names == [c["name"] for c in data["channel_stats"]]
+    expect(page.locator("table.result-table svg.spark")).to_have_count(3)
+    expect(rows.nth(0).locator("details summary")).to_contain_text("16 values")
+    assert page.evaluate(A11Y_PROBLEMS) == [], "inspect task view"
+    screenshot(page, "17-task-inspect-done")
+    page.set_viewport_size(PHONE)
+    overflow = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert page.evaluate(overflow) <= 0, "inspect task view at a phone's width"
+
+    # its one-line result in the list, as the server words it; its settings in Settings
+    page.goto("/#/tasks")
+    row = page.locator("table.tasks tbody tr").filter(has_text=task["uid"][:8])
+    expect(row.locator("td.summary")).to_have_text(inspect.result_line.render(data))
+    expect(row).to_contain_text(inspect.title)
+    page.goto("/#/settings")
+    form = page.locator("form.settings").filter(
+        has=page.get_by_role("heading", name=inspect.title)
+    )
+    expect(form.get_by_label("Bins", exact=True)).to_have_value("32")
 
 
 # ---------------------------------------------------------------- errors
@@ -397,7 +466,7 @@ def test_settings_edit_save_and_validate(
         form.get_by_label("Threshold", exact=True).fill("0.85")
         form.get_by_label("Max results", exact=True).fill("30")
         form.get_by_label("Method", exact=True).select_option("TM_SQDIFF_NORMED")
-        form.get_by_label("Grayscale", exact=True).uncheck()
+        form.get_by_label("Use grayscale", exact=True).uncheck()
         form.get_by_role("button", name="Save template settings").click()
         expect(form.locator(".save-status")).to_contain_text("Saved")
         params = requests.get(ui_server.url("/api/v1/settings/template"), timeout=10).json()[
@@ -425,7 +494,7 @@ def test_settings_edit_save_and_validate(
         # a new task's form starts from the saved settings
         page.goto("/#/new/template")
         expect(page.get_by_label("Threshold", exact=True)).to_have_value("0.85")
-        expect(page.get_by_label("Grayscale", exact=True)).not_to_be_checked()
+        expect(page.get_by_label("Use grayscale", exact=True)).not_to_be_checked()
     finally:
         requests.put(ui_server.url("/api/v1/settings/template"), json=before, timeout=10)
 

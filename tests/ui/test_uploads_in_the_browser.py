@@ -50,7 +50,9 @@ def test_the_ui_loads_under_its_policy_without_violations(
     violations: list[str] = []
     page.on("console", lambda msg: violations.append(msg.text)
             if "Content Security Policy" in msg.text else None)
-    for route in ["/", "/#/new/template", "/#/tasks", "/#/settings", "/#/webhooks"]:
+    routes = ["/", "/#/new/template", "/#/new/inspect", "/#/new/chain", "/#/tasks",
+              "/#/settings", "/#/webhooks"]
+    for route in routes:
         page.goto(route)
         page.wait_for_load_state("networkidle")
     assert violations == []
