@@ -6,19 +6,32 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import json
+import random
 import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from aerovision import netpolicy
 from aerovision.config import Settings
-from aerovision.notifier import Notifier, Outcome
+from aerovision.notifier import (
+    MAX_ERROR_CHARS,
+    Notifier,
+    Outcome,
+    Target,
+    build_body,
+    clean_error,
+    retry_delay,
+    sign,
+)
 from aerovision.store import webhooks as webhook_store
 from aerovision.store.db import Database, migrate
-from aerovision.store.models import utcnow
+from aerovision.store.models import TaskStatus, utcnow
+from aerovision.store.tasks import Task
 from tests.receiver import Receiver, TricklingReceiver
 from tests.server import free_port
 
@@ -294,3 +307,74 @@ def test_stopping_waits_for_the_attempt_under_way(tmp_path: Path) -> None:
     assert took < 1.5 + 1.0
     assert recorded.attempts == 1 and recorded.error == "no answer within 1.5 s"
     assert recorded.status.value == "pending"
+
+
+def _task(**changes: object) -> Task:
+    values: dict[str, Any] = {
+        "uid": "3f2a", "status": TaskStatus.DONE, "tool": "template",
+        "params": {"threshold": 0.9, "method": "TM_CCOEFF_NORMED"},
+        "created_at": datetime.datetime(2026, 1, 2, 3, 4, 5, 678901),
+        "updated_at": datetime.datetime(2026, 1, 2, 3, 4, 7, 1),
+        "input_files": ["uploads/3f2a/a.png"], "thumbnails": ["thumbnails/3f2a/a.png"],
+        "result_files": ["results/3f2a/matches.png"],
+        "result_data": {"matches": [{"x": 1, "y": 2}], "label": "café ☕"},
+        "error": None, "attempts": 1,
+    }
+    values.update(changes)
+    return Task(**values)
+
+
+def test_the_body_is_compact_json_with_spec_s_fields_first() -> None:
+    """The exact bytes: what a receiver's signature check runs over."""
+    assert build_body(_task()).encode() == (
+        '{"uid":"3f2a","status":"done","tool":"template",'
+        '"result_files":["results/3f2a/matches.png"],'
+        '"result_data":{"matches":[{"x":1,"y":2}],"label":"café ☕"},"error":null,'
+        '"params":{"threshold":0.9,"method":"TM_CCOEFF_NORMED"},'
+        '"created_at":"2026-01-02T03:04:05","updated_at":"2026-01-02T03:04:07"}'
+    ).encode()
+    failed = json.loads(build_body(_task(status=TaskStatus.ERROR, error="bad input",
+                                         result_files=[], result_data={})))
+    assert (failed["status"], failed["error"], failed["result_data"]) == ("error", "bad input", {})
+
+
+def test_the_signature_is_hmac_sha256_of_the_exact_body() -> None:
+    # RFC 4231, test case 2
+    assert sign(b"what do ya want for nothing?", "Jefe") == (
+        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    body = build_body(_task()).encode()
+    assert sign(body, "k") != sign(body + b" ", "k") != sign(body, "k2")
+
+
+def test_retries_back_off_exponentially_with_a_quarter_of_jitter() -> None:
+    rng = random.Random(7)
+    for attempt in range(1, 8):
+        nominal = 2.0 * 2 ** (attempt - 1)
+        delays = [retry_delay(attempt, 2.0, rng) for _ in range(200)]
+        assert nominal * 0.75 <= min(delays) < nominal * 0.85
+        assert nominal * 1.15 < max(delays) <= nominal * 1.25
+
+
+def test_a_recorded_error_has_no_credentials_no_control_characters_and_a_bound() -> None:
+    url = "https://hook-user:s3cr%40t@hooks.example/cb"
+    cleaned = clean_error("refused hook-user:s3cr%40t, then s3cr@t at\r\nline 2\x00", url)
+    assert cleaned == "refused ***, then *** at??line 2?"
+    long = clean_error("x" * 2000, url)
+    assert len(long) == MAX_ERROR_CHARS and long.endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("url", "target", "headers"),
+    [
+        ("https://hooks.example/cb?a=1", b"/cb?a=1", [(b"Host", b"hooks.example")]),
+        ("http://[2001:db8::1]:8080/h", b"/h", [(b"Host", b"[2001:db8::1]:8080")]),
+        ("https://u:p%40ss@hooks.example:8443/", b"/",
+         [(b"Host", b"hooks.example:8443"), (b"Authorization", b"Basic dTpwQHNz")]),
+    ],
+    ids=["default-port", "ipv6", "basic-auth"],
+)
+def test_the_request_line_and_host_come_from_the_url(
+    url: str, target: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    parsed = Target.of(url)
+    assert parsed.url.target == target and parsed.headers == headers
