@@ -128,12 +128,6 @@ def _three_tasks(database: Database) -> None:
     task_store.finish_task(database, "c", status=TaskStatus.ERROR, error="x")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="count_by_status does counts.update(dict(rows)) (since 9e91a0f): dict() takes a "
-    "Result for a mapping (it has .keys()) and raises TypeError, so /health answers 503 "
-    "'database: error: TypeError'; remove this mark once store/tasks.py is mended",
-)
 def test_counts_by_status(database: Database) -> None:
     _three_tasks(database)
     assert task_store.count_by_status(database) == {

@@ -148,12 +148,6 @@ def test_attempts_are_recorded_as_delivered_retried_or_failed(database: Database
         DeliveryStatus.FAILED, 1, "bad\ufffdbyte")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TypeError,
-    reason="count_by_status does counts.update(dict(rows)) (since 9e91a0f): dict() takes a "
-    "Result for a mapping (it has .keys()) and raises TypeError, so GET /metrics answers "
-    "500; remove this mark once store/webhooks.py is mended",
-)
 def test_deliveries_are_counted_by_status(database: Database) -> None:
     hooks = [webhook_store.create_webhook(database, f"https://{n}.example/h", None).id
              for n in ("a", "b")]

@@ -114,7 +114,7 @@ def count_by_status(db: Database) -> dict[str, int]:
     with db.read() as session:
         rows = session.execute(select(TaskRow.status, func.count()).group_by(TaskRow.status))
         counts = {s.value: 0 for s in TaskStatus}
-        counts.update(dict(rows))
+        counts.update({str(status): int(n) for status, n in rows.all()})
         return counts
 
 

@@ -229,5 +229,5 @@ def count_by_status(db: Database) -> dict[str, int]:
             select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
         )
         counts = {s.value: 0 for s in DeliveryStatus}
-        counts.update(dict(rows))
+        counts.update({str(status): int(n) for status, n in rows.all()})
         return counts
