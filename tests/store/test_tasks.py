@@ -3,8 +3,6 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import pytest
-
 from aerovision.store import tasks as task_store
 from aerovision.store.db import Database
 from aerovision.store.models import TaskStatus
