@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from aerovision.api.services import Services
+from aerovision.jobs.queue import RedisQueue
 from aerovision.jobs.worker import Worker
 from aerovision.store import tasks as task_store
 from aerovision.store import webhooks as webhook_store
@@ -25,6 +26,7 @@ from aerovision.store.files import LocalFileStore
 from aerovision.store.models import TaskStatus
 from tests.images import encode, scene_with_patch
 from tests.inprocess import InProcessService
+from tests.server import free_port
 
 
 def _template_files() -> tuple[dict[str, tuple[str, bytes]], tuple[int, int]]:
@@ -255,6 +257,22 @@ def test_a_worker_asked_to_stop_takes_nothing(inprocess: InProcessService) -> No
     assert inprocess.drive() == 0
     assert inprocess.task(uid)["status"] == "queued"
     assert inprocess.services.queue.holds([uid]) == {uid}
+
+
+def test_burst_raises_a_queue_that_cannot_be_reached(services: Services) -> None:
+    """A burst has nothing to wait for: the caller sees the failure (``serve``'s workers
+    log it and try again)."""
+    import redis
+
+    unreachable = RedisQueue(f"redis://127.0.0.1:{free_port()}/0")
+    worker = Worker(services.settings, services.db, unreachable, services.store,
+                    in_process=True)
+    try:
+        with pytest.raises(redis.ConnectionError):
+            worker.work(burst=True)
+    finally:
+        unreachable.close()
+    assert worker_store.alive_count(services.db, 60) == 0  # signed off all the same
 
 
 _DONE = re.compile(r"task (\S+) done in [\d.]+ s.*, process (\d+)$")

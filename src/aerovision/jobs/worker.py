@@ -88,8 +88,9 @@ class Executor(Protocol):
 @dataclass(frozen=True)
 class InProcess:
     """Runs the task in this process, like rq's ``SimpleWorker``: no child, so no memory
-    limit, no time limit and no shutdown grace (the task runs to its end); a crash takes
-    the worker with it. For tests and debugging, never for hostile input.
+    limit, no time limit and no shutdown grace (the task runs to its end, its lease not
+    renewed meanwhile); a crash takes the worker with it. For tests and debugging, never
+    for hostile input.
 
     The outcome is decided by the same code as in a child: InputError → the task's
     error, an exception of ``retry_on`` → retried (a service fault), anything else →
