@@ -33,17 +33,11 @@ from aerovision.cli.remote import (
 )
 from aerovision.cli.render import batch_summary
 from aerovision.tools import TOOLS
-from aerovision.tools.spec import InputKind, InputSpec, Tool
+from aerovision.tools.spec import ACCEPT, InputKind, InputSpec, Tool
 
 Decorator = Callable[[Any], Any]
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
-CLOUD_SUFFIXES = frozenset({".ply"})
-SUFFIXES: dict[InputKind, frozenset[str]] = {
-    "image": IMAGE_SUFFIXES,
-    "cloud": CLOUD_SUFFIXES,
-    "any": IMAGE_SUFFIXES | CLOUD_SUFFIXES,
-}
+SUFFIXES: dict[InputKind, frozenset[str]] = {kind: frozenset(s) for kind, s in ACCEPT.items()}
 """The files a --batch directory contributes, by the kind of the tool's first input."""
 
 RUN_OPTIONS = frozenset({"wait", "download", "timeout", "batch", "concurrency"})

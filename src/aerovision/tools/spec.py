@@ -25,6 +25,14 @@ InputKind = Literal["image", "cloud", "any"]
 """What an input file must decode to: an image (PNG, JPEG, BMP, TIFF), a point cloud
 (PLY with normals), or ``any`` of them (a chain's inputs: what its steps need)."""
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+ACCEPT: dict[InputKind, tuple[str, ...]] = {
+    "image": IMAGE_SUFFIXES,
+    "cloud": (".ply",),
+    "any": (*IMAGE_SUFFIXES, ".ply"),
+}
+"""The file name endings each kind of input takes (the UI's and the CLI's file pickers)."""
+
 
 class ToolParams(BaseModel):
     """Base of the complete, validated parameter sets (unknown fields rejected)."""

@@ -10,17 +10,9 @@ from pydantic import BaseModel, Field
 from aerovision.api.deps import ServicesDep
 from aerovision.params import defaults
 from aerovision.tools import TOOLS
-from aerovision.tools.spec import Tool
+from aerovision.tools.spec import ACCEPT, Tool
 
 router = APIRouter(prefix="/api/v1", tags=["tools"])
-
-ACCEPT = {
-    "image": [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"],
-    "cloud": [".ply"],
-    "any": [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ply"],
-}
-"""File name endings each input kind takes."""
-
 
 class InputOut(BaseModel):
     name: str = Field(description="The form field of this input.")
@@ -77,7 +69,7 @@ def describe(tool: Tool[Any]) -> ToolOut:
         settings=f"/api/v1/settings/{tool.name}" if tool.has_settings else None,
         inputs=[
             InputOut(name=s.name, kind=s.kind, help=s.help, required=s.required, many=s.many,
-                     accept=ACCEPT[s.kind])
+                     accept=list(ACCEPT[s.kind]))
             for s in tool.inputs
         ],
         params_schema=tool.params.model_json_schema(),
