@@ -406,14 +406,23 @@ def test_wait_raises_with_the_tasks_error_async(server: ServeProcess,
         run(scenario())
 
 
-def test_wait_timeout(client: avc.Client, files: dict[str, Path]) -> None:
-    task = client.match_template(files["scene"], files["icon"])
-    with pytest.raises(avc.WaitTimeout) as caught:
-        client.wait(task, timeout=0)
-    assert isinstance(caught.value, TimeoutError)
-    assert caught.value.task.uid == task.uid
-    assert caught.value.task.status in ("queued", "processing")
-    client.wait(task, timeout=60)
+@pytest.fixture(scope="module")
+def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """No workers: a task stays queued for as long as a test needs."""
+    proc = ServeProcess(tmp_path_factory.mktemp("idle") / "data", workers=0).start()
+    yield proc
+    proc.stop()
+
+
+def test_wait_timeout(idle_server: ServeProcess, files: dict[str, Path]) -> None:
+    with avc.Client(idle_server.base_url, timeout=10) as client:
+        task = client.match_template(files["scene"], files["icon"])
+        for timeout in (0, 0.3):
+            with pytest.raises(avc.WaitTimeout) as caught:
+                client.wait(task, timeout=timeout)
+            assert isinstance(caught.value, TimeoutError)
+            assert caught.value.task.uid == task.uid
+            assert caught.value.task.status == "queued"
 
 
 def test_unreachable_server_is_a_transport_error() -> None:
