@@ -74,13 +74,10 @@ def png_with_html(script: str) -> bytes:
     return png[:at] + png_chunk(b"tEXt", b"Comment\x00" + page) + png[at:]
 
 
-@pytest.mark.parametrize(
-    "name", ["x.html", "x.htm", "x.shtml", "x.xhtml", "x.js", "x.svg", "x.xml", "x.txt", "x"]
-)
-def test_an_upload_never_comes_back_as_a_page(server: ServeProcess, name: str) -> None:
-    """Whatever the client named it, an upload is served as an image type from the
-    allow-list or as an octet-stream attachment, never as HTML, script or SVG."""
-    polyglot = png_with_html("fetch('/api/v1/tasks')")
+def upload_polyglot(server: ServeProcess, name: str, script: str) -> tuple[str, bytes]:
+    """Submit a template task whose template is :func:`png_with_html` named ``name``;
+    the stored upload's path and its bytes."""
+    polyglot = png_with_html(script)
     response = requests.post(
         server.url("/api/v1/match/template"),
         files={"image": ("image.png", encode(photo("coffee")[:128, :128])),
@@ -88,7 +85,16 @@ def test_an_upload_never_comes_back_as_a_page(server: ServeProcess, name: str) -
         timeout=10,
     )
     assert response.status_code == 201, response.text
-    path = response.json()["input_files"][1]
+    return str(response.json()["input_files"][1]), polyglot
+
+
+@pytest.mark.parametrize(
+    "name", ["x.html", "x.htm", "x.shtml", "x.xhtml", "x.js", "x.svg", "x.xml", "x.txt", "x"]
+)
+def test_an_upload_never_comes_back_as_a_page(server: ServeProcess, name: str) -> None:
+    """Whatever the client named it, an upload is served as an image type from the
+    allow-list or as an octet-stream attachment, never as HTML, script or SVG."""
+    path, polyglot = upload_polyglot(server, name, "fetch('/api/v1/tasks')")
     got = requests.get(server.url(f"/{path}"), timeout=10)
     assert got.status_code == 200
     assert got.content == polyglot

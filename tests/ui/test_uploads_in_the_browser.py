@@ -14,27 +14,14 @@ import pytest
 import requests
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.api.test_files import png_with_html
-from tests.images import encode, photo
+from tests.api.test_files import upload_polyglot
 from tests.server import ServeProcess
-
-
-def _upload(server: ServeProcess, name: str, marker: str) -> str:
-    polyglot = png_with_html(f"fetch('/api/v1/tasks?stolen={marker}')")
-    response = requests.post(
-        server.url("/api/v1/match/template"),
-        files={"image": ("image.png", encode(photo("coffee")[:128, :128])),
-               "template": (name, polyglot)},
-        timeout=10,
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["input_files"][1])
 
 
 @pytest.mark.parametrize("name", ["x.html", "x.svg", "x.xhtml", "x.png", "x"])
 def test_a_polyglot_upload_runs_no_script(page: Any, ui_server: ServeProcess, name: str) -> None:
     marker = f"m{abs(hash(name))}"
-    path = _upload(ui_server, name, marker)
+    path, _ = upload_polyglot(ui_server, name, f"fetch('/api/v1/tasks?stolen={marker}')")
     try:
         page.goto(f"/{path}")
         page.wait_for_timeout(500)
