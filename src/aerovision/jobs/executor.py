@@ -148,7 +148,7 @@ def _reset_peak() -> bool:
         return False
 
 
-def _run_one(
+def run_one(
     fn: Callable[..., Any], args: tuple[Any, ...], limits: Limits,
     retry_on: tuple[type[Exception], ...] = (),
 ) -> tuple[str, Any, bool]:
@@ -192,7 +192,7 @@ def _child_main(
         except (EOFError, OSError):
             return
         per_task_peak = _reset_peak()
-        kind, payload, fit = _run_one(fn, args, limits, retry_on)
+        kind, payload, fit = run_one(fn, args, limits, retry_on)
         served += 1
         memory = _memory_mb()
         peak_mb = memory.get("VmHWM") if per_task_peak else None

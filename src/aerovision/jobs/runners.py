@@ -189,7 +189,11 @@ def run_job(job: Job, store: FileStore) -> RunResult:
     try:
         params = tool.validate_params(job.params)
     except ValidationError as exc:
-        raise InputError(f"the task's params are not valid for {job.tool}: {exc}") from None
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InputError(f"the task's params are not valid for {job.tool}: {problems}") from None
     try:
         return tool.run(params, StoreInputs(job, store), StoreOutputs(store, job.results_prefix))
     except Exception as exc:

@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from aerovision.config import Settings
-from aerovision.jobs.executor import Limits, Outcome, TaskProcess, _run_one, without_paths
+from aerovision.jobs.executor import Limits, Outcome, TaskProcess, run_one, without_paths
 from aerovision.jobs.queue import WorkQueue
 from aerovision.jobs.runners import Job, run_job
 from aerovision.observability import REQUEST_ID
@@ -113,7 +113,7 @@ class InProcess:
         stopping: Callable[[], bool] = lambda: False,
         grace_s: float = 0.0,
     ) -> Outcome:
-        kind, payload, _fit = _run_one(self.fn, args, self.limits, self.retry_on)
+        kind, payload, _fit = run_one(self.fn, args, self.limits, self.retry_on)
         if kind == "ok":
             return Outcome(ok=True, value=payload, pid=os.getpid())
         fault = kind == "retry"
