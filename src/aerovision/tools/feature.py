@@ -8,23 +8,13 @@ from pydantic import Field
 
 from aerovision.engine import imageio, render
 from aerovision.engine.feature import match_features
-from aerovision.tools.spec import (
-    Found,
-    Inputs,
-    InputSpec,
-    Outputs,
-    Preset,
-    RunResult,
-    Summary,
-    Tool,
-    ToolParams,
-)
+from aerovision.tools import spec
 
 Detector = Literal["SIFT", "ORB", "AKAZE", "BRISK"]
 Matcher = Literal["FLANN", "BFMatcher"]
 
 
-class FeatureParams(ToolParams):
+class FeatureParams(spec.ToolParams):
     detector: Detector = Field("SIFT", description="Keypoint detector: SIFT, ORB, AKAZE, BRISK.")
     matcher: Matcher = Field("FLANN", description="Descriptor matcher: FLANN or BFMatcher.")
     ratio_threshold: float = Field(
@@ -38,14 +28,14 @@ class FeatureParams(ToolParams):
     )
 
 
-def run(params: FeatureParams, inputs: Inputs, out: Outputs) -> RunResult:
+def run(params: FeatureParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.RunResult:
     query, train = inputs.image("query_image"), inputs.image("train_image")
     result = match_features(query, train, **params.model_dump())
     picture = render.draw_feature_matches(query, train, result)
-    return RunResult([out.save("matches.png", imageio.encode_png(picture))], result.summary())
+    return spec.RunResult([out.save("matches.png", imageio.encode_png(picture))], result.summary())
 
 
-TOOL = Tool(
+TOOL = spec.Tool(
     name="feature",
     title="Feature matching",
     summary="Match keypoints between two images (SIFT/ORB/AKAZE/BRISK, FLANN/BFMatcher).",
@@ -58,21 +48,21 @@ TOOL = Tool(
     `center` and `found` (true only when the geometry is consistent).
     """,
     inputs=(
-        InputSpec("query_image", "image", "Image searched for (PNG, JPEG, BMP, TIFF)."),
-        InputSpec("train_image", "image", "Reference image (PNG, JPEG, BMP, TIFF)."),
+        spec.InputSpec("query_image", "image", "Image searched for (PNG, JPEG, BMP, TIFF)."),
+        spec.InputSpec("train_image", "image", "Reference image (PNG, JPEG, BMP, TIFF)."),
     ),
     params=FeatureParams,
     run=run,
-    found=Found("good_matches"),
-    result_line=Summary("{good_matches} good matches"),
+    found=spec.Found("good_matches"),
+    result_line=spec.Summary("{good_matches} good matches"),
     presets=(
-        Preset("Panorama stitching", "High precision: false pairs distort a panorama.",
+        spec.Preset("Panorama stitching", "High precision: false pairs distort a panorama.",
                {"detector": "SIFT", "matcher": "FLANN", "ratio_threshold": 0.7}),
-        Preset("Object on a scene", "More matches allowed; the homography filters them.",
+        spec.Preset("Object on a scene", "More matches allowed; the homography filters them.",
                {"detector": "ORB", "matcher": "BFMatcher", "ratio_threshold": 0.75}),
-        Preset("Fast rough comparison", "Speed over precision: pre-filtering, batches.",
+        spec.Preset("Fast rough comparison", "Speed over precision: pre-filtering, batches.",
                {"detector": "BRISK", "matcher": "BFMatcher", "ratio_threshold": 0.8}),
-        Preset("Maximum precision", "Measurement, stereo, calibration: drops doubtful pairs.",
+        spec.Preset("Maximum precision", "Measurement, stereo, calibration: drops doubtful pairs.",
                {"detector": "SIFT", "matcher": "FLANN", "ratio_threshold": 0.6}),
     ),
 )

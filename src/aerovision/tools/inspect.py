@@ -6,30 +6,20 @@ from pydantic import Field
 
 from aerovision.engine import imageio
 from aerovision.engine.inspect import histogram_picture, inspect_image
-from aerovision.tools.spec import (
-    Found,
-    Inputs,
-    InputSpec,
-    Outputs,
-    Preset,
-    RunResult,
-    Summary,
-    Tool,
-    ToolParams,
-)
+from aerovision.tools import spec
 
 
-class InspectParams(ToolParams):
+class InspectParams(spec.ToolParams):
     bins: int = Field(32, ge=2, le=256, description="Histogram bins per channel, 2–256.")
 
 
-def run(params: InspectParams, inputs: Inputs, out: Outputs) -> RunResult:
+def run(params: InspectParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.RunResult:
     result = inspect_image(inputs.image("image"), bins=params.bins)
     picture = out.save("histogram.png", imageio.encode_png(histogram_picture(result)))
-    return RunResult([picture], result.summary())
+    return spec.RunResult([picture], result.summary())
 
 
-TOOL = Tool(
+TOOL = spec.Tool(
     name="inspect",
     title="Inspect an image",
     summary="Describe one image: size, channels, colour statistics, sharpness, histogram.",
@@ -41,17 +31,17 @@ TOOL = Tool(
     holds `width`, `height`, `channels`, `brightness`, `contrast`, `sharpness` and
     `channel_stats` (`name`, `mean`, `std`, `min`, `max`, `histogram` per channel).
     """,
-    inputs=(InputSpec("image", "image", "The image to describe (PNG, JPEG, BMP, TIFF)."),),
+    inputs=(spec.InputSpec("image", "image", "The image to describe (PNG, JPEG, BMP, TIFF)."),),
     params=InspectParams,
     run=run,
-    found=Found("width"),
-    result_line=Summary(
+    found=spec.Found("width"),
+    result_line=spec.Summary(
         "{width}×{height}, {channels} channels, brightness {brightness:.1f}, "
         "sharpness {sharpness:.4g}"
     ),
     presets=(
-        Preset("Coarse histogram", "A quick look: 16 bins per channel.", {"bins": 16}),
-        Preset("Fine histogram", "Every grey level: 256 bins per channel.", {"bins": 256}),
+        spec.Preset("Coarse histogram", "A quick look: 16 bins per channel.", {"bins": 16}),
+        spec.Preset("Fine histogram", "Every grey level: 256 bins per channel.", {"bins": 256}),
     ),
     chainable=False,
 )

@@ -10,20 +10,10 @@ from pydantic import Field
 
 from aerovision.engine import imageio, render3d, surface
 from aerovision.engine.errors import InputError
-from aerovision.tools.spec import (
-    Found,
-    Inputs,
-    InputSpec,
-    Outputs,
-    Preset,
-    RunResult,
-    Summary,
-    Tool,
-    ToolParams,
-)
+from aerovision.tools import spec
 
 
-class SurfaceParams(ToolParams):
+class SurfaceParams(spec.ToolParams):
     relative_sampling_step: float = Field(
         0.05,
         ge=0.01,
@@ -55,7 +45,7 @@ MODEL_CACHE = "cache/surface"
 
 
 def trained_model(
-    inputs: Inputs, out: Outputs, params: dict[str, Any]
+    inputs: spec.Inputs, out: spec.Outputs, params: dict[str, Any]
 ) -> tuple[surface.SurfaceModel, bool]:
     """The trained model for the task's model file and params, from the cache when there.
 
@@ -77,7 +67,7 @@ def trained_model(
     return model, False
 
 
-def run(params: SurfaceParams, inputs: Inputs, out: Outputs) -> RunResult:
+def run(params: SurfaceParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.RunResult:
     model_cloud, scene = inputs.cloud("model_file"), inputs.cloud("scene_file")
     values = params.model_dump()
     model, cache_hit = trained_model(inputs, out, values)
@@ -86,10 +76,10 @@ def run(params: SurfaceParams, inputs: Inputs, out: Outputs) -> RunResult:
     picture = render3d.render_alignment(model_cloud, scene, result.pose)
     data = result.summary()
     data["model_cache_hit"] = cache_hit
-    return RunResult([out.save("alignment.png", imageio.encode_png(picture))], data)
+    return spec.RunResult([out.save("alignment.png", imageio.encode_png(picture))], data)
 
 
-TOOL = Tool(
+TOOL = spec.Tool(
     name="surface",
     title="Surface matching",
     summary="Find a 3D model in a 3D scene (PLY with normals): PPF pose search + ICP.",
@@ -102,21 +92,23 @@ TOOL = Tool(
     trains once.
     """,
     inputs=(
-        InputSpec("model_file", "cloud", "3D model (.ply with normals nx, ny, nz): the object."),
-        InputSpec(
+        spec.InputSpec(
+            "model_file", "cloud", "3D model (.ply with normals nx, ny, nz): the object."
+        ),
+        spec.InputSpec(
             "scene_file", "cloud", "3D scene (.ply with normals nx, ny, nz): where to look."
         ),
     ),
     params=SurfaceParams,
     run=run,
-    found=Found("poses_found"),
-    result_line=Summary("{poses_found} poses, icp residual {icp_residual:.4g}"),
+    found=spec.Found("poses_found"),
+    result_line=spec.Summary("{poses_found} poses, icp residual {icp_residual:.4g}"),
     presets=(
-        Preset("Precise parts", "CAD model vs scan: a fine step, many ICP iterations.",
+        spec.Preset("Precise parts", "CAD model vs scan: a fine step, many ICP iterations.",
                {"relative_sampling_step": 0.025, "use_icp": True, "icp_iterations": 200}),
-        Preset("Fast pose", "A rough estimate, real time: a coarse step, no ICP.",
+        spec.Preset("Fast pose", "A rough estimate, real time: a coarse step, no ICP.",
                {"relative_sampling_step": 0.1, "use_icp": False}),
-        Preset("Noisy scans", "Kinect/LiDAR data: a medium step, many ICP iterations.",
+        spec.Preset("Noisy scans", "Kinect/LiDAR data: a medium step, many ICP iterations.",
                {"relative_sampling_step": 0.05, "use_icp": True, "icp_iterations": 300}),
     ),
 )

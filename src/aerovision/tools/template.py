@@ -8,17 +8,7 @@ from pydantic import Field
 
 from aerovision.engine import imageio, render
 from aerovision.engine.template import match_template
-from aerovision.tools.spec import (
-    Found,
-    Inputs,
-    InputSpec,
-    Outputs,
-    Preset,
-    RunResult,
-    Summary,
-    Tool,
-    ToolParams,
-)
+from aerovision.tools import spec
 
 TemplateMethod = Literal[
     "TM_CCOEFF_NORMED",
@@ -30,7 +20,7 @@ TemplateMethod = Literal[
 ]
 
 
-class TemplateParams(ToolParams):
+class TemplateParams(spec.ToolParams):
     method: TemplateMethod = Field(
         "TM_CCOEFF_NORMED",
         description="cv2.matchTemplate method. The *_NORMED methods give absolute scores in "
@@ -50,7 +40,7 @@ class TemplateParams(ToolParams):
     )
 
 
-def run(params: TemplateParams, inputs: Inputs, out: Outputs) -> RunResult:
+def run(params: TemplateParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.RunResult:
     image, template = inputs.image("image"), inputs.image("template")
     result = match_template(image, template, **params.model_dump())
     matches = out.save(
@@ -58,10 +48,10 @@ def run(params: TemplateParams, inputs: Inputs, out: Outputs) -> RunResult:
     )
     heat = render.heatmap_image(result.score_map, image.shape, template.shape)
     heatmap = out.save("heatmap.png", imageio.encode_png(heat))
-    return RunResult([matches, heatmap], result.summary())
+    return spec.RunResult([matches, heatmap], result.summary())
 
 
-TOOL = Tool(
+TOOL = spec.Tool(
     name="template",
     title="Template matching",
     summary="Find every occurrence of a template in an image (sliding window, NMS, heat map).",
@@ -73,8 +63,8 @@ TOOL = Tool(
     `filtered_matches`, `score_mode` and `matches` (best first).
     """,
     inputs=(
-        InputSpec("image", "image", "Target image (PNG, JPEG, BMP, TIFF)."),
-        InputSpec(
+        spec.InputSpec("image", "image", "Target image (PNG, JPEG, BMP, TIFF)."),
+        spec.InputSpec(
             "template",
             "image",
             "Template to find (PNG, JPEG, BMP, TIFF); a PNG's transparent pixels are ignored.",
@@ -82,25 +72,25 @@ TOOL = Tool(
     ),
     params=TemplateParams,
     run=run,
-    found=Found("filtered_matches"),
-    result_line=Summary("{filtered_matches} matches, best score {best_score:.4g}"),
+    found=spec.Found("filtered_matches"),
+    result_line=spec.Summary("{filtered_matches} matches, best score {best_score:.4g}"),
     presets=(
-        Preset(
+        spec.Preset(
             "Icon on a screenshot",
             "Exact pixel search; a high threshold for a single match.",
             {"method": "TM_CCOEFF_NORMED", "threshold": 0.9, "use_grayscale": True},
         ),
-        Preset(
+        spec.Preset(
             "Multi-detection",
             "Every copy of an object; a medium threshold plus NMS.",
             {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "max_results": 50},
         ),
-        Preset(
+        spec.Preset(
             "Colour search",
             "When colour matters: no grayscale conversion.",
             {"method": "TM_CCOEFF_NORMED", "threshold": 0.8, "use_grayscale": False},
         ),
-        Preset(
+        spec.Preset(
             "Visual QC",
             "Is the element there? A strict threshold.",
             {"method": "TM_CCOEFF_NORMED", "threshold": 0.95},
