@@ -189,3 +189,90 @@ def test_image_steps_refuse_a_non_image_at_submission(server: ServeProcess, work
     response = _chain(server, b"ply\nformat ascii 1.0\n", (workdir / "icon.png").read_bytes(), [{"tool": "template"}])
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "image"]
+
+
+def _chain_on(server: ServeProcess, image: np.ndarray, icon: np.ndarray,
+           steps: list[dict[str, Any]]) -> dict[str, Any]:
+    response = requests.post(
+        server.url("/api/v1/match/chain"),
+        files={"image": ("photo.png", encode(image)), "template": ("icon.png", encode(icon))},
+        data={"steps": json.dumps(steps)},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    task = server.wait_task(response.json()["uid"])
+    assert task["status"] == "done", task["error"]
+    return task
+
+
+def _rotated_icon() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The astronaut photo, a 140 px piece of it turned 25° (template matching cannot find
+    it, feature matching can), and where the piece's corners are in the photo."""
+    import cv2
+
+    image = photo("astronaut")
+    turn = cv2.getRotationMatrix2D((100, 100), 25, 1.0)
+    icon = cv2.warpAffine(image[60:260, 140:340], turn, (200, 200),
+                          borderMode=cv2.BORDER_REFLECT)[30:170, 30:170].copy()
+    back = cv2.invertAffineTransform(turn)
+    corners = np.array([[0, 0], [139, 0], [139, 139], [0, 139]], float) + 30
+    return image, icon, (back[:, :2] @ corners.T).T + back[:, 2] + [140, 60]
+
+
+def test_found_when_homography_refuses_stray_matches(server: ServeProcess) -> None:
+    """An icon that is not in the photo: the seed's rule (good_matches > 0) counts a few
+    stray pairs as found; "found_when": "homography" asks for the object itself."""
+    image, absent = photo("astronaut"), photo("coffee")[100:240, 200:340].copy()
+    seed = _chain_on(server, image, absent, SEED_STEPS)
+    feature = seed["result_data"]["steps"][2]
+    assert feature["result_data"]["good_matches"] > 0 and not feature["result_data"]["found"]
+    assert seed["result_data"]["chain_result"] == "found" and feature["found"] is True
+    strict = [*SEED_STEPS[:2], {**SEED_STEPS[2], "found_when": "homography"}]
+    task = _chain_on(server, image, absent, strict)
+    assert task["result_data"]["chain_result"] == "not_found"
+    step = task["result_data"]["steps"][2]
+    assert step["found"] is False and step["found_when"] == "homography"
+    assert task["params"]["steps"][2]["found_when"] == "homography"
+    assert "found_when" not in task["params"]["steps"][0]
+
+
+def test_inputs_swapped_find_the_icon_in_the_photo(server: ServeProcess) -> None:
+    image, icon, corners = _rotated_icon()
+    swapped = [*SEED_STEPS[:2], {**SEED_STEPS[2], "found_when": "homography",
+                                 "inputs": {"query_image": "template", "train_image": "image"}}]
+    task = _chain_on(server, image, icon, swapped)
+    data = task["result_data"]
+    assert (data["chain_result"], data["completed_step"]) == ("found", 3)
+    assert [s["found"] for s in data["steps"][:2]] == [False, False]
+    step = data["steps"][2]
+    assert step["inputs"] == {"query_image": "template", "train_image": "image"}
+    assert np.abs(np.array(step["result_data"]["corners"]) - corners).max() < 4
+    default = _chain_on(server, image, icon, SEED_STEPS)["result_data"]["steps"][2]
+    assert np.abs(np.array(default["result_data"]["corners"]) - corners).max() > 50
+
+
+@pytest.mark.parametrize(
+    ("step", "loc", "msg"),
+    [
+        ({"tool": "feature", "found_when": "inliers"}, ["body", "steps", 0, "found_when"],
+         "step 1 (feature): found_when must be one of good_matches, homography"),
+        ({"tool": "template", "found_when": "homography"}, ["body", "steps", 0, "found_when"],
+         "step 1 (template): found_when must be one of matches"),
+        ({"tool": "feature", "inputs": {"query_image": "template"}},
+         ["body", "steps", 0, "inputs"],
+         "step 1 (feature): inputs must map each of the tool's inputs to a different chain "
+         "input: {'query_image': image|template, 'train_image': image|template}"),
+        ({"tool": "feature", "inputs": {"query_image": "image", "train_image": "image"}},
+         ["body", "steps", 0, "inputs"],
+         "step 1 (feature): inputs must map each of the tool's inputs to a different chain "
+         "input: {'query_image': image|template, 'train_image': image|template}"),
+    ],
+)
+def test_bad_found_when_or_inputs_are_422(
+    server: ServeProcess, workdir: Path, step: dict[str, Any], loc: list[Any], msg: str
+) -> None:
+    photo_png, icon_png = (workdir / "photo.png").read_bytes(), (workdir / "icon.png").read_bytes()
+    response = _chain(server, photo_png, icon_png, [step])
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert (error["loc"], error["msg"]) == (loc, msg)

@@ -50,6 +50,7 @@ def test_tools_lists_every_registered_tool_in_order(server: ServeProcess) -> Non
              "params": {"method": "TM_CCOEFF_NORMED", "threshold": 0.95}},
         ],
         "found": {"field": "filtered_matches", "above": 0},
+        "found_when": [{"name": "matches", "field": "filtered_matches", "above": 0}],
         "result_line": "{filtered_matches} matches, best score {best_score:.4g}",
         "chainable": True,
     }
@@ -57,6 +58,11 @@ def test_tools_lists_every_registered_tool_in_order(server: ServeProcess) -> Non
     assert chain["settings"] is None and chain["defaults"] == {} and not chain["chainable"]
     assert chain["found"] == {"field": "chain_result", "equals": "found"}
     assert [i["kind"] for i in chain["inputs"]] == ["any", "any"]
+    feature = answer["tools"][1]
+    assert feature["found_when"] == [
+        {"name": "good_matches", "field": "good_matches", "above": 0},
+        {"name": "homography", "field": "found", "equals": True},
+    ]
 
 
 def test_every_preset_is_valid_for_its_tool() -> None:

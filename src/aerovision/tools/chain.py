@@ -30,6 +30,13 @@ MAX_STEPS = 10
 class ChainStep(BaseModel):
     tool: str = Field(description="A chainable tool's name.")
     params: dict[str, Any] = Field(description="That tool's complete, effective parameters.")
+    found_when: str | None = Field(
+        None, description="Which of the tool's found rules decides (default: its first)."
+    )
+    inputs: dict[str, str] | None = Field(
+        None,
+        description="The tool's input name → the chain input it reads (default: in order).",
+    )
 
 
 class ChainParams(ToolParams):
@@ -44,7 +51,10 @@ class ChainForm(BaseModel):
     steps: str = Field(
         min_length=1,
         description='JSON array of at most 10 {"tool": "template"|"feature"|"surface", '
-        '"params": {...}} objects; each step\'s params are merged over that tool\'s settings.',
+        '"params": {...}} objects; each step\'s params are merged over that tool\'s settings. '
+        'A step may add "found_when" (one of its tool\'s rules, GET /api/v1/tools: feature '
+        '"good_matches" (default) or "homography") and "inputs" (which chain input each of '
+        'its tool\'s inputs reads, e.g. {"query_image": "template", "train_image": "image"}).',
     )
 
 
@@ -92,7 +102,7 @@ def parse_steps(
         if not isinstance(step, dict):
             problems += error((index,), f"{label}: must be an object {{tool, params}}", step).errors
             continue
-        unknown = sorted(set(step) - {"tool", "params"})
+        unknown = sorted(set(step) - {"tool", "params", "found_when", "inputs"})
         if unknown:
             problems += error(
                 (index, unknown[0]),
@@ -115,6 +125,10 @@ def parse_steps(
         if not isinstance(given, dict):
             problems += error((index, "params"), f"{label}: params must be an object", given).errors
             continue
+        choices = _step_choices(tool, step, label, index, error)
+        if isinstance(choices, ParamsError):
+            problems += choices.errors
+            continue
         try:
             effective = resolve(tool, given)
         except ValidationError as exc:
@@ -129,10 +143,54 @@ def parse_steps(
                     }
                 )
             continue
-        parsed.append({"tool": tool.name, "params": effective})
+        parsed.append({"tool": tool.name, "params": effective, **choices})
     if problems:
         raise ParamsError(problems)
     return parsed
+
+
+def _step_choices(
+    tool: Tool[Any],
+    step: Mapping[str, Any],
+    label: str,
+    index: int,
+    error: Callable[..., ParamsError],
+) -> dict[str, Any] | ParamsError:
+    """A step's optional ``found_when`` and ``inputs``, checked against its tool; only
+    the ones given are kept, so a step without them reads as it always has."""
+    chosen: dict[str, Any] = {}
+    if "found_when" in step:
+        rule = step["found_when"]
+        if not isinstance(rule, str) or rule not in tool.found_when:
+            return error(
+                (index, "found_when"),
+                f"{label} ({tool.name}): found_when must be one of {', '.join(tool.found_when)}",
+                rule,
+                "literal_error",
+            )
+        chosen["found_when"] = rule
+    if "inputs" in step:
+        mapping = step["inputs"]
+        wanted = f"{{{', '.join(f'{n!r}: image|template' for n in tool.input_names)}}}"
+        if (
+            not isinstance(mapping, dict)
+            or set(mapping) != set(tool.input_names)
+            or not all(isinstance(v, str) and v in CHAIN_INPUTS for v in mapping.values())
+            or len(set(mapping.values())) != len(mapping)
+        ):
+            return error(
+                (index, "inputs"),
+                f"{label} ({tool.name}): inputs must map each of the tool's inputs to a "
+                f"different chain input: {wanted}",
+                mapping if isinstance(mapping, dict) else None,
+            )
+        chosen["inputs"] = {name: mapping[name] for name in tool.input_names}
+    return chosen
+
+
+def default_inputs(tool: Tool[Any]) -> dict[str, str]:
+    """A step's inputs when it names none: the chain's, in order (the seed's mapping)."""
+    return dict(zip(tool.input_names, CHAIN_INPUTS, strict=True))
 
 
 def step_kinds(
@@ -159,6 +217,10 @@ def run_chain(
     errors: list[str] = []
     for number, step in enumerate(params.steps, start=1):
         report: dict[str, Any] = {"step": number, "tool": step.tool, "params": step.params}
+        if step.found_when is not None:
+            report["found_when"] = step.found_when
+        if step.inputs is not None:
+            report["inputs"] = step.inputs
         reports.append(report)
         if found_at is not None:
             report["status"] = "skipped"
@@ -167,7 +229,7 @@ def run_chain(
         try:
             if tool is None:
                 raise InputError(f"the {step.tool} tool is not available on this server")
-            renamed = inputs.renamed(dict(zip(tool.input_names, CHAIN_INPUTS, strict=True)))
+            renamed = inputs.renamed(step.inputs or default_inputs(tool))
             result = tool.run(
                 tool.validate_params(step.params), renamed, out.within(f"step{number}")
             )
@@ -176,7 +238,8 @@ def run_chain(
             errors.append(f"step {number} ({step.tool}): {exc}")
             continue
         completed = number
-        found = tool.found(result.result_data)
+        rule = tool.found_when.get(step.found_when or tool.found_default, tool.found)
+        found = rule(result.result_data)
         report.update(
             status="done",
             found=found,
@@ -220,7 +283,13 @@ DOCS = """Run `steps` in order on the same two inputs until one finds something.
 
     A step runs only if every earlier step found nothing (each tool's "found"
     rule: template `filtered_matches > 0`, feature `good_matches > 0`, surface
-    `poses_found > 0`). `result_data` holds `chain_result` (`found` or
+    `poses_found > 0`; a step's `"found_when"` picks another of its tool's rules,
+    e.g. feature `"homography"`: a consistent homography, `found: true`). Each
+    step reads the chain's inputs in order — `image` as its tool's first input
+    (`query_image`, `model_file`), `template` as its second (`train_image`,
+    `scene_file`) — unless its `"inputs"` maps them otherwise, e.g.
+    `{"query_image": "template", "train_image": "image"}` to look for the icon
+    in the photo. `result_data` holds `chain_result` (`found` or
     `not_found`), `completed_step`, `total_steps` and `steps[]`; each step
     writes its pictures under `results/<uid>/step<N>/`. A step that cannot use
     the inputs records its `error` and the chain goes on.
@@ -248,7 +317,7 @@ def declare(tools: Mapping[str, Tool[Any]]) -> Tool[ChainParams]:
         inputs=INPUTS,
         params=ChainParams,
         run=run,
-        found=Found("chain_result", equals="found"),
+        found_when={"found": Found("chain_result", equals="found")},
         result_line=Summary("{chain_result} (step {completed_step}/{total_steps})"),
         has_settings=False,
         chainable=False,

@@ -53,7 +53,12 @@ TOOL = spec.Tool(
     ),
     params=FeatureParams,
     run=run,
-    found=spec.Found("good_matches"),
+    found_when={
+        # the seed's rule: any pair passed the ratio test, even without a consistent geometry
+        "good_matches": spec.Found("good_matches"),
+        # the object is really there: a homography with enough inliers and a sane outline
+        "homography": spec.Found("found", equals=True),
+    },
     result_line=spec.Summary("{good_matches} good matches"),
     presets=(
         spec.Preset("Panorama stitching", "High precision: false pairs distort a panorama.",

@@ -34,7 +34,7 @@ TOOL = spec.Tool(
     inputs=(spec.InputSpec("image", "image", "The image to describe (PNG, JPEG, BMP, TIFF)."),),
     params=InspectParams,
     run=run,
-    found=spec.Found("width"),
+    found_when={"described": spec.Found("width")},
     result_line=spec.Summary(
         "{width}×{height}, {channels} channels, brightness {brightness:.1f}, "
         "sharpness {sharpness:.4g}"

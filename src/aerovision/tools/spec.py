@@ -191,7 +191,9 @@ class Tool(Generic[P]):
     inputs: tuple[InputSpec, ...]
     params: type[P]
     run: Runner[P]
-    found: Found
+    found_when: Mapping[str, Found]
+    """The named rules that say whether a result found something; the first is the
+    default (the seed's rule), and a chain step may pick another (``found_when``)."""
     result_line: Summary
     presets: tuple[Preset, ...] = ()
     has_settings: bool = True
@@ -203,6 +205,15 @@ class Tool(Generic[P]):
     resolve: Resolver | None = None
     """...and how they become effective params (default: the request's values over the
     tool's settings)."""
+
+    @property
+    def found(self) -> Found:
+        """The default rule: the first of :attr:`found_when`."""
+        return next(iter(self.found_when.values()))
+
+    @property
+    def found_default(self) -> str:
+        return next(iter(self.found_when))
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ TOOL = spec.Tool(
     ),
     params=SurfaceParams,
     run=run,
-    found=spec.Found("poses_found"),
+    found_when={"poses": spec.Found("poses_found")},
     result_line=spec.Summary("{poses_found} poses, icp residual {icp_residual:.4g}"),
     presets=(
         spec.Preset("Precise parts", "CAD model vs scan: a fine step, many ICP iterations.",

@@ -72,7 +72,7 @@ TOOL = spec.Tool(
     ),
     params=TemplateParams,
     run=run,
-    found=spec.Found("filtered_matches"),
+    found_when={"matches": spec.Found("filtered_matches")},
     result_line=spec.Summary("{filtered_matches} matches, best score {best_score:.4g}"),
     presets=(
         spec.Preset(

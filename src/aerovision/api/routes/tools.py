@@ -43,8 +43,12 @@ class ToolOut(BaseModel):
     defaults: dict[str, Any] = Field(description="Built-in defaults ({} for the chain).")
     presets: list[PresetOut] = Field(description="Named parameter sets from the documentation.")
     found: dict[str, Any] = Field(
-        description='When a result counts as found: {"field", "above"} (result_data[field] > '
-        'above) or {"field", "equals"}.'
+        description='When a result counts as found, by default: {"field", "above"} '
+        '(result_data[field] > above) or {"field", "equals"}.'
+    )
+    found_when: list[dict[str, Any]] = Field(
+        description='Every rule a chain step may choose with "found_when": {"name", "field", '
+        '"above" or "equals"}; the first is the default.'
     )
     result_line: str = Field(
         description="One-line summary of a result: result_data fields in braces, optionally "
@@ -76,6 +80,7 @@ def describe(tool: Tool[Any]) -> ToolOut:
         defaults=defaults(tool.name) if tool.has_settings else {},
         presets=[PresetOut(name=p.name, note=p.note, params=dict(p.params)) for p in tool.presets],
         found=tool.found.describe(),
+        found_when=[{"name": name, **rule.describe()} for name, rule in tool.found_when.items()],
         result_line=tool.result_line.template,
         chainable=tool.chainable,
     )
