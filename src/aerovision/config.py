@@ -55,7 +55,11 @@ class Settings(BaseSettings):
     queue_prefix: str = Field(
         "aerovision:", description="Prefix of every Redis key the queue uses."
     )
-    host: str = Field("0.0.0.0", description="Address the HTTP API listens on.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address the HTTP API listens on; 0.0.0.0 for every interface (the "
+        "default of `aerovision api`, which runs in containers).",
+    )
     port: int = Field(8888, ge=1, le=65535, description="Port the HTTP API listens on.")
     workers: int = Field(
         default_factory=_default_workers,

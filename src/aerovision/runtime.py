@@ -3,31 +3,122 @@
 Workers are separate processes (spawned, so they share nothing with the API
 process); a worker that dies is started again. Ctrl-C or SIGTERM stops the
 API, then asks every worker to finish or give back its task, then exits.
+
+The listening socket is bound first, before migrations and workers: a port
+already in use ends the command at once with one line naming it (exit code
+1). "AeroVision serving on …" is logged only once uvicorn accepts connections
+on that socket and at least one of this command's workers has written its
+heartbeat (what ``/health`` counts), so a script that waits for that line gets
+200 from ``/health``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import ipaddress
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from aerovision.config import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from aerovision.api.services import Services
 
 log = logging.getLogger(__name__)
 
 WORKER_RESTART_DELAY_S = 1.0
 """Pause before a worker process that died is started again."""
 
+READY_POLL_S = 0.1
+"""How often `serve` looks whether the HTTP server is up and a worker reported in."""
+
+READY_WARN_AFTER_S = 60.0
+"""After this long without a worker reporting in, `serve` says so (once)."""
+
+LISTEN_BACKLOG = 2048
+"""Pending connections the listening socket holds (uvicorn's default)."""
+
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
+"""Loggers kept to warnings: alembic's seven "setup plugin …" lines on every start."""
+
+
 def configure_logging(settings: Settings) -> None:
     from aerovision.observability import configure_logging as configure
 
     configure(settings.log_level, settings.log_format)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class BindError(Exception):
+    """The HTTP port could not be bound; the message is the one line to show."""
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening, or :class:`BindError` saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise BindError(
+            f"cannot listen on {host}: the address does not resolve ({exc.strerror}; "
+            "set --host or AEROVISION_HOST)"
+        ) from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            message = f"port {port} is already in use (set --port or AEROVISION_PORT)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            message = (
+                f"cannot listen on {host}: it is not an address of this machine "
+                "(set --host or AEROVISION_HOST)"
+            )
+        elif exc.errno == errno.EACCES:
+            message = f"port {port} needs privileges to listen on (set --port or AEROVISION_PORT)"
+        else:
+            message = f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+        raise BindError(message) from exc
+    return sock
+
+
+def is_loopback(sock: socket.socket) -> bool:
+    """Whether ``sock`` is bound to a loopback address (reachable from this machine only)."""
+    address = ipaddress.ip_address(sock.getsockname()[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def warn_if_open(settings: Settings, sock: socket.socket) -> None:
+    """One WARNING when the API listens beyond this machine with no API key required."""
+    if settings.api_key_list or is_loopback(sock):
+        return
+    log.warning(
+        "listening on %s port %d with no API keys: anyone who can reach this port can "
+        "use the service (submit tasks, read every upload and result, change settings "
+        "and webhooks). Set AEROVISION_API_KEYS=key1,key2 to require a key, or listen "
+        "on 127.0.0.1 (--host / AEROVISION_HOST) to keep it to this machine",
+        settings.host,
+        settings.port,
+    )
 
 
 def _prepare_opencv_env(settings: Settings) -> None:
@@ -165,6 +256,14 @@ def run(
 
     configure_logging(settings)
     _prepare_opencv_env(settings)
+    listener: socket.socket | None = None
+    if api:
+        try:
+            listener = bind_listener(settings.host, settings.port)
+        except BindError as exc:
+            log.error("%s", exc)
+            raise SystemExit(1) from None
+        warn_if_open(settings, listener)
     if migrate:
         run_migrations(settings.db_url)
     services = Services.open(settings)
@@ -181,8 +280,8 @@ def run(
     if sender is not None:
         sender.start()
     try:
-        if api:
-            _serve_http(settings, services)
+        if listener is not None:
+            _serve_http(settings, services, listener, pool)
         else:
             log.info(
                 "running %s",
@@ -211,13 +310,15 @@ def run(
         log.info("stopped")
 
 
-def _serve_http(settings: Settings, services: object) -> None:
+def _serve_http(
+    settings: Settings, services: Services, listener: socket.socket, pool: WorkerPool | None
+) -> None:
     import uvicorn
 
     from aerovision.api import server as http_server
     from aerovision.api.app import create_app
 
-    app = create_app(settings, services)  # type: ignore[arg-type]
+    app = create_app(settings, services)
     server = uvicorn.Server(
         http_server.config(
             app,
@@ -232,13 +333,72 @@ def _serve_http(settings: Settings, services: object) -> None:
             timeout_graceful_shutdown=5,
         )
     )
-    log.info(
-        "AeroVision serving on http://%s:%d; data in %s",
-        settings.host,
-        settings.port,
-        settings.data_dir,
+    done = threading.Event()
+    announcer = threading.Thread(
+        target=_announce_when_ready,
+        args=(settings, services, server, pool, done),
+        name="ready",
+        daemon=True,
     )
-    server.run()
+    announcer.start()
+    try:
+        server.run(sockets=[listener])
+    finally:
+        done.set()
+        listener.close()
+
+
+def _announce_when_ready(
+    settings: Settings,
+    services: Services,
+    server: uvicorn.Server,
+    pool: WorkerPool | None,
+    done: threading.Event,
+) -> None:
+    """Log "serving on" once the server accepts connections and a worker reported in."""
+    started = time.monotonic()
+    warned = False
+    while not done.wait(READY_POLL_S):
+        if server.should_exit:
+            return
+        if not server.started:
+            continue
+        if pool is None or _reported_in(services, pool.pids):
+            host = f"[{settings.host}]" if ":" in settings.host else settings.host
+            log.info(
+                "AeroVision serving on http://%s:%d; data in %s",
+                host,
+                settings.port,
+                settings.data_dir,
+            )
+            return
+        if not warned and time.monotonic() - started > READY_WARN_AFTER_S:
+            warned = True
+            log.warning(
+                "no worker has reported in after %.0f s; /health answers 503 until one does",
+                READY_WARN_AFTER_S,
+            )
+
+
+def _reported_in(services: Services, pids: list[int]) -> bool:
+    """Whether one of ``pids`` (this machine's workers) has a heartbeat in the database."""
+    from sqlalchemy import func, select
+
+    from aerovision.store.models import WorkerRow
+
+    if not pids:
+        return False
+    try:
+        with services.db.read() as session:
+            found = session.scalar(
+                select(func.count())
+                .select_from(WorkerRow)
+                .where(WorkerRow.hostname == socket.gethostname(), WorkerRow.pid.in_(pids))
+            )
+    except Exception:  # the database is still starting, or briefly away: ask again
+        log.debug("readiness: could not read the worker heartbeats", exc_info=True)
+        return False
+    return bool(found)
 
 
 def prepare(settings: Settings) -> None:

@@ -10,12 +10,27 @@ import click
 from aerovision.config import Settings
 
 
-def _environment_help() -> str:
-    """Every AEROVISION_* variable with its default, for --help."""
+def _shown(default: Any) -> str:
+    """A default as one writes it in the environment: ./data, not PosixPath('data')."""
+    if default is None:
+        return "unset"
+    if isinstance(default, Path):
+        return str(default) if default.is_absolute() else f"./{default}"
+    if isinstance(default, bool):
+        return "1" if default else "0"
+    if isinstance(default, str):
+        return default or "empty"
+    return str(default)
+
+
+def _environment_help(host: str = "127.0.0.1") -> str:
+    """Every AEROVISION_* variable with its default, for --help (``host``: this command's)."""
     lines = ["\b", "Environment variables (every setting; options above win over them):"]
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=False)
-        shown = "computed" if field.default_factory is not None else repr(default)
+        shown = "computed" if field.default_factory is not None else _shown(default)
+        if name == "host":
+            shown = host
         lines.append(f"  AEROVISION_{name.upper()} (default {shown})")
         lines.append(f"      {field.description}")
     return "\n".join(lines)
@@ -24,6 +39,11 @@ def _environment_help() -> str:
 def _settings(**overrides: Any) -> Settings:
     """Settings from the environment, with the command-line options given over them."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+API_HOST = "0.0.0.0"
+"""`aerovision api` listens on every interface unless told otherwise: it runs in
+containers and behind proxies, where loopback would be unreachable."""
 
 
 DATA_DIR_OPTION = click.option(
@@ -39,7 +59,11 @@ LOG_LEVEL_OPTION = click.option(
 
 
 @click.command(epilog=_environment_help())
-@click.option("--host", help="Address to listen on.  [env AEROVISION_HOST; default 0.0.0.0]")
+@click.option(
+    "--host",
+    help="Address to listen on; 0.0.0.0 to share it with your network.  "
+    "[env AEROVISION_HOST; default 127.0.0.1]",
+)
 @click.option("--port", type=int, help="Port to listen on.  [env AEROVISION_PORT; default 8888]")
 @DATA_DIR_OPTION
 @click.option(
@@ -52,16 +76,19 @@ def serve(**options: Any) -> None:
     """Run the API, the workers and the reaper in one command (embedded default).
 
     Tasks, settings and the queue live in a SQLite database in the data
-    directory, files under it. Ctrl-C stops everything cleanly; running serve
-    again on the same data directory picks up the queued tasks.
+    directory, files under it. It listens on 127.0.0.1 (this machine only)
+    unless --host says otherwise, and logs "AeroVision serving on …" once the
+    port is bound and a worker has reported in. Ctrl-C stops everything
+    cleanly; running serve again on the same data directory picks up the
+    queued tasks.
     """
     from aerovision.runtime import run_serve
 
     run_serve(_settings(**options))
 
 
-@click.command(epilog=_environment_help())
-@click.option("--host", help="Address to listen on.  [env AEROVISION_HOST; default 0.0.0.0]")
+@click.command(epilog=_environment_help(host=API_HOST))
+@click.option("--host", help=f"Address to listen on.  [env AEROVISION_HOST; default {API_HOST}]")
 @click.option("--port", type=int, help="Port to listen on.  [env AEROVISION_PORT; default 8888]")
 @DATA_DIR_OPTION
 @LOG_LEVEL_OPTION
@@ -74,7 +101,10 @@ def api(**options: Any) -> None:
     """
     from aerovision.runtime import run
 
-    run(_settings(**options), api=True, workers=0, reaper=True, notifier=False)
+    settings = _settings(**options)
+    if "host" not in settings.model_fields_set:  # neither --host nor AEROVISION_HOST
+        settings = settings.model_copy(update={"host": API_HOST})
+    run(settings, api=True, workers=0, reaper=True, notifier=False)
 
 
 @click.command(epilog=_environment_help())
