@@ -665,3 +665,52 @@ def test_phone_width_has_no_sideways_scroll(
         page.wait_for_load_state("networkidle")
         assert page.evaluate(overflow) <= 0, hash_
     screenshot(page, "15-phone-webhooks")
+
+
+def test_a_chain_step_chooses_its_found_rule_and_swaps_its_inputs(
+    page: Any, ui_server: ServeProcess, screenshot: Any
+) -> None:
+    """The feature step looks for the turned icon in the photo ("Inputs" swapped) and
+    counts only a consistent homography ("Found when"); the page agrees with the server."""
+    import cv2
+    import numpy as np
+
+    image = photo("astronaut")
+    turn = cv2.getRotationMatrix2D((100, 100), 25, 1.0)
+    icon = cv2.warpAffine(image[60:260, 140:340], turn, (200, 200),
+                          borderMode=cv2.BORDER_REFLECT)[30:170, 30:170].copy()
+    page.goto("/#/new/chain")
+    page.get_by_label("Image", exact=True).set_input_files(png_file("photo.png", image))
+    page.get_by_label("Template", exact=True).set_input_files(png_file("icon.png", icon))
+    steps = page.locator("ol.steps > li")
+    step = steps.nth(0)
+    expect(step.get_by_label("Found when")).to_have_count(0)  # template has one rule
+    step.get_by_label("Tool").select_option("feature")
+    found_when = step.get_by_label("Found when")
+    expect(found_when.locator("option")).to_have_text(["good_matches (default)", "homography"])
+    found_when.select_option("homography")
+    inputs = step.get_by_label("Inputs")
+    expect(inputs.locator("option")).to_have_text([
+        "query_image ← image, train_image ← template (default)",
+        "query_image ← template, train_image ← image",
+    ])
+    inputs.select_option("swapped")
+    screenshot(page, "06b-new-task-chain-choices")
+    page.get_by_role("button", name="Run chain").click()
+    expect(page).to_have_url(TASK_URL)
+    wait_done(page)
+    task = api_task(ui_server, page)
+    (sent,) = task["params"]["steps"]
+    assert sent["found_when"] == "homography"
+    assert sent["inputs"] == {"query_image": "template", "train_image": "image"}
+    result = task["result_data"]
+    assert result["chain_result"] == "found" and result["steps"][0]["found"] is True
+    corners = np.array(result["steps"][0]["result_data"]["corners"])
+    assert corners.min() > 50 and corners.max() < 360  # inside the photo, around the piece
+    expect(page.locator(".chain-summary")).to_have_text("Found at step 1 of 1.")
+    summary = page.locator("details.chain-step").nth(0)
+    expect(summary.locator("summary .badge")).to_have_text("found")
+    expect(summary.locator("ul.step-choices li")).to_have_text([
+        "found when: homography", "query_image ← template", "train_image ← image",
+    ])
+    screenshot(page, "07b-task-chain-choices")

@@ -6,8 +6,47 @@ import { fieldsOf } from "./registry.js";
 
 const NUMBER_WORDS = ["no", "one", "two", "three", "four", "five"];
 
+/** A step's choices beyond its params: which of its tool's "found" rules decides (when
+ * the tool has more than one) and which chain input each of its two inputs reads. */
+function stepChoices(step, tool, chainInputs) {
+  const rules = tool.found_when || [];
+  step.foundSelect = rules.length > 1
+    ? h("select", { id: `${step.key}-found` }, rules.map((r, i) =>
+      h("option", { value: r.name }, i === 0 ? `${r.name} (default)` : r.name)))
+    : null;
+  const names = (tool.inputs || []).map((i) => i.name);
+  const [a, b] = chainInputs;
+  step.inputNames = names;
+  step.inputsSelect = names.length === 2 && chainInputs.length === 2
+    ? h("select", { id: `${step.key}-inputs` },
+      h("option", { value: "order" }, `${names[0]} ← ${a}, ${names[1]} ← ${b} (default)`),
+      h("option", { value: "swapped" }, `${names[0]} ← ${b}, ${names[1]} ← ${a}`))
+    : null;
+  const fields = [];
+  if (step.foundSelect) {
+    fields.push(h("div", { class: "field" },
+      h("label", { for: step.foundSelect.id }, "Found when"), step.foundSelect));
+  }
+  if (step.inputsSelect) {
+    fields.push(h("div", { class: "field" },
+      h("label", { for: step.inputsSelect.id }, "Inputs"), step.inputsSelect));
+  }
+  return fields.length ? h("div", { class: "step-choices row" }, fields) : null;
+}
+
+/** What a step sends: its tool and params, and its choices only where they differ from
+ * the defaults (so a plain step reads exactly as the seed's). */
+function readStep(step, chainInputs) {
+  const out = { tool: step.tool, params: step.editor.read() };
+  if (step.foundSelect && step.foundSelect.selectedIndex > 0) out.found_when = step.foundSelect.value;
+  if (step.inputsSelect?.value === "swapped") {
+    out.inputs = { [step.inputNames[0]]: chainInputs[1], [step.inputNames[1]]: chainInputs[0] };
+  }
+  return out;
+}
+
 /** One step: its tool select, move/remove buttons and the chosen tool's form. */
-function stepItem(registry, settings, tools, actions) {
+function stepItem(registry, settings, tools, actions, chainInputs) {
   const step = { key: uniqueId("step"), tool: null, editor: null };
   const toolSelect = h("select", { id: `${step.key}-tool` },
     tools.map((t) => h("option", { value: t.name }, t.title)));
@@ -32,7 +71,7 @@ function stepItem(registry, settings, tools, actions) {
       { idPrefix: step.key, compact: true });
     const presets = presetBar(tool, (v) => step.editor.set({ ...settings[name], ...v }), { compact: true });
     step.editor.onchange = () => presets?.unpress();
-    fill(body, presets, step.editor.root);
+    fill(body, presets, stepChoices(step, tool, chainInputs), step.editor.root);
   };
   toolSelect.addEventListener("change", () => step.setTool(toolSelect.value));
   return step;
@@ -96,8 +135,9 @@ export function chainBuilder(registry, settings, chainTool) {
   const actions = stepActions(steps, () => render(), (text) => {
     status.textContent = text;
   });
+  const chainInputs = (chainTool?.inputs || []).map((i) => i.name);
   const addStep = (name) => {
-    const step = stepItem(registry, settings, tools, actions);
+    const step = stepItem(registry, settings, tools, actions, chainInputs);
     step.setTool(name);
     steps.push(step);
     return step;
@@ -125,7 +165,7 @@ export function chainBuilder(registry, settings, chainTool) {
 
   return {
     root,
-    read: () => steps.map((s) => ({ tool: s.tool, params: s.editor.read() })),
+    read: () => steps.map((s) => readStep(s, chainInputs)),
     validate() {
       let first = null;
       for (const s of steps) {

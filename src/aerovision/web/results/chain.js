@@ -1,18 +1,31 @@
 // AeroVision web UI: a chain's result — the verdict, then each step with its own
-// verdict (the step tool's "found" rule), its one-line result and its result.
+// verdict (as the server decided it, by the rule the step chose), what it read, its
+// one-line result and its result.
 import { errorBox, h, paramChips } from "../dom.js";
 import { isFound, resultLine } from "../registry.js";
 
-/** found / not found / skipped / error of one step, by its tool's rule when the server lists it. */
-function verdictOf(step, tool) {
+/** found / not found / skipped / error of one step: the server's verdict, which used the
+ * step's own "found_when" rule when it chose one (so this screen never contradicts the chain's). */
+function verdictOf(step) {
   if (step.status !== "done") return step.status;
-  const found = tool ? isFound(tool, step.result_data || {}) : Boolean(step.found);
-  return found ? "found" : "not found";
+  return step.found ? "found" : "not found";
+}
+
+/** The choices a step made beyond its params: its found rule and which input it read as what. */
+function stepChoices(step) {
+  const chips = [];
+  if (step.found_when) chips.push(h("li", {}, `found when: ${step.found_when}`));
+  if (step.inputs) {
+    for (const [name, from] of Object.entries(step.inputs)) {
+      chips.push(h("li", {}, `${name} ← ${from}`));
+    }
+  }
+  return chips.length ? h("ul", { class: "chips step-choices" }, chips) : null;
 }
 
 function stepItem(step, task, ctx) {
   const tool = ctx.registry.get(step.tool);
-  const verdict = verdictOf(step, tool);
+  const verdict = verdictOf(step);
   const found = verdict === "found";
   const details = h("details", { class: `chain-step step-${step.status}${found ? " step-found" : ""}`,
     open: found || step.status === "error" },
@@ -21,6 +34,7 @@ function stepItem(step, task, ctx) {
       h("span", { class: `badge verdict-${verdict.replace(" ", "-")}` }, verdict),
       step.status === "done" ? h("span", { class: "muted step-line" }, resultLine(tool, step.result_data)) : null),
     paramChips(step.params),
+    stepChoices(step),
     step.status === "error" ? errorBox(step.error || "failed", { title: "Step failed" }) : null,
     step.status === "done" ? ctx.render(step.tool, step.result_data || {}, step.result_files || []) : null,
     step.status === "skipped" ? h("p", { class: "muted" }, "Skipped: an earlier step found something.") : null);

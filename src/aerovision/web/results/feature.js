@@ -7,7 +7,7 @@ const yesNo = (v) => (v === undefined ? "—" : v ? "yes" : "no");
 
 function summary(data) {
   return stats([
-    ["Found", yesNo(data.found)],
+    ["Consistent homography", yesNo(data.found)],
     ["Good matches", formatNumber(data.good_matches)],
     ["Inliers", data.inliers === undefined ? "—"
       : `${data.inliers}${typeof data.inlier_ratio === "number" ? ` (${Math.round(data.inlier_ratio * 100)} %)` : ""}`],
