@@ -16,6 +16,7 @@ import cv2
 from bench.bench_feature import bench_feature
 from bench.bench_surface import bench_surface
 from bench.bench_template import bench_engine
+from bench.data import MissingBenchData
 from bench.service import bench_service
 from bench.throughput import bench_throughput
 
@@ -51,7 +52,12 @@ def main() -> None:
     )
     for name in args.only or list(parts):
         print(f"\n[{name}]", flush=True)
-        print(_table(parts[name](args)), flush=True)
+        try:
+            rows = parts[name](args)
+        except MissingBenchData as missing:  # the part's data is not on this machine
+            print(f"skipped: {missing}", flush=True)
+            continue
+        print(_table(rows), flush=True)
 
 
 if __name__ == "__main__":

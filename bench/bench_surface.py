@@ -1,6 +1,6 @@
 """Surface matching: AeroVision's PPF + ICP against OpenCV's PPF3DDetector + ICP, on the bunny.
 
-Run ``python bench/bench_surface.py`` for a table (about three minutes, most of it
+Run ``python -m bench.bench_surface`` for a table (about three minutes, most of it
 OpenCV). The model is the Stanford bunny (``bunny.ply``: 35,947 vertices with
 ``confidence`` and ``intensity`` and 69,451 faces, no normals); for the benchmark
 only, its normals are the area-weighted normals of the mesh faces, pointing out
@@ -29,6 +29,11 @@ rate is also measured on 8 scenes of each kind. If ``open3d`` is importable
 (benchmark only, never a runtime dependency), Open3D's FPFH + RANSAC +
 point-to-plane ICP runs on the same 24 scenes (voxel 4 % of the diameter).
 Ratios are AeroVision / baseline: below 1 is faster.
+
+The bunny is read from ``$AEROVISION_BENCH_DATA/bunny.ply``, else
+``../shared/data/bunny.ply`` next to the repository (``AEROVISION_BUNNY`` names
+the file itself); without it, this part is skipped with a line saying where to
+get it (:mod:`bench.data`).
 """
 
 from __future__ import annotations
@@ -52,9 +57,11 @@ from scipy.spatial import cKDTree  # type: ignore[import-untyped]
 from aerovision.engine.ply import PointCloud, read_ply
 from aerovision.engine.render3d import render_alignment
 from aerovision.engine.surface import SurfaceModel, match_surface, train_model
+from bench.data import MissingBenchData, bench_file
 
 Array = npt.NDArray[np.float64]
-BUNNY = Path(os.environ.get("AEROVISION_BUNNY", "/work/shared/data/bunny.ply"))
+BUNNY_ENV = "AEROVISION_BUNNY"
+"""Names the bunny's file itself, instead of bunny.ply in the benchmark data folder."""
 SAMPLING_STEP, DISTANCE_STEP, NUM_ANGLES = 0.05, 0.05, 30
 ICP_ITERATIONS, ICP_TOLERANCE = 100, 0.005
 NOISE = 0.005
@@ -66,9 +73,12 @@ OPENCV_POSES = 5
 # --- data ----------------------------------------------------------------------------------
 
 
-def load_bunny(path: Path = BUNNY) -> PointCloud:
-    """The bunny's vertices with outward area-weighted face normals (ASCII PLY with faces)."""
-    data = path.read_bytes()
+def load_bunny(path: Path | None = None) -> PointCloud:
+    """The bunny's vertices with outward area-weighted face normals (ASCII PLY with faces).
+
+    Raises :class:`~bench.data.MissingBenchData` when the file is not there.
+    """
+    data = (path or bench_file("bunny.ply", BUNNY_ENV)).read_bytes()
     head, body = data.split(b"end_header\n", 1)
     counts = {
         line.split()[1]: int(line.split()[2])
@@ -541,7 +551,10 @@ def _faces_first_row(cloud: PointCloud, repeats: int, faces: int = 5_000_000) ->
 
 
 if __name__ == "__main__":
-    table = bench_surface()
+    try:
+        table = bench_surface()
+    except MissingBenchData as missing:
+        raise SystemExit(f"surface benchmark skipped: {missing}") from None
     width = max(len(r["name"]) for r in table)
     print(f"{'name':<{width}}  {'baseline ms':>11}  {'aerovision ms':>13}  {'ratio':>7}  note")
     for r in table:
