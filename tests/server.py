@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -74,9 +75,13 @@ class ServeProcess:
                 health = requests.get(f"{self.base_url}/health", timeout=2).json()
                 if self.workers == 0 or health.get("workers", 0) >= self.workers:
                     return
-            except (requests.ConnectionError, ValueError):
-                pass
+            except (requests.ConnectionError, requests.Timeout, ValueError):
+                pass  # refused, or bound but not answering yet (serve binds before it starts)
             time.sleep(0.1)
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # never leave a half-started tree behind
+        self.proc.wait(10)
         raise RuntimeError(f"serve did not become ready:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 60.0) -> int:
