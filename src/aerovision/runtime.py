@@ -46,9 +46,6 @@ READY_POLL_S = 0.1
 READY_WARN_AFTER_S = 60.0
 """After this long without a worker reporting in, `serve` says so (once)."""
 
-LISTEN_BACKLOG = 2048
-"""Pending connections the listening socket holds (uvicorn's default)."""
-
 QUIET_LOGGERS = ("alembic.runtime.plugins",)
 """Loggers kept to warnings: alembic's seven "setup plugin …" lines on every start."""
 
@@ -67,7 +64,14 @@ class BindError(Exception):
 
 
 def bind_listener(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` and listening, or :class:`BindError` saying why not."""
+    """A socket bound to ``host:port``, or :class:`BindError` saying why not.
+
+    It is not listening yet: uvicorn calls ``listen`` when it starts serving, so a
+    client that comes during the migrations or the workers' start is refused at
+    once rather than left waiting in the backlog. A port another process listens
+    on is refused here, at ``bind`` (``SO_REUSEADDR`` only lets a port whose old
+    connections linger in TIME_WAIT be taken again).
+    """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -81,7 +85,6 @@ def bind_listener(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
         sock.bind(address)
-        sock.listen(LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
