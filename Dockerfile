@@ -4,7 +4,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    AEROVISION_DATA_DIR=/var/lib/aerovision
+    AEROVISION_DATA_DIR=/var/lib/aerovision \
+    AEROVISION_HOST=0.0.0.0
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -52,7 +52,7 @@ STITCH = Tool(
     ),
     params=StitchParams,
     run=_run,
-    found=Found("overlap"),
+    found_when={"overlap": Found("overlap")},
     result_line=Summary("{overlap} px"),
 )
 """A tool of three inputs (one optional, one repeated) that no server runs."""
@@ -149,7 +149,7 @@ def test_an_input_or_parameter_named_like_an_option_is_refused() -> None:
     with pytest.raises(RuntimeError, match="the clash tool's timeout clash"):
         tool_command(Tool(
             name="clash", title="", summary="", docs="", inputs=STITCH.inputs,
-            params=Clashing, run=_run, found=Found("timeout"), result_line=Summary(""),
+            params=Clashing, run=_run, found_when={"timeout": Found("timeout")}, result_line=Summary(""),
         ))
 
 
