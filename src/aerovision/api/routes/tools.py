@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from fastapi import APIRouter
@@ -86,12 +87,18 @@ def describe(tool: Tool[Any]) -> ToolOut:
     )
 
 
+@cache
+def _every_tool() -> tuple[ToolOut, ...]:
+    """The registry described once per process: it does not change while it runs."""
+    return tuple(describe(tool) for tool in TOOLS.values())
+
+
 @router.get("/tools", summary="Every tool: inputs, parameters, defaults, presets")
 def list_tools(services: ServicesDep) -> ToolsOut:
     """Every tool the server runs, as its registry declares it: what to upload, the
     parameters' JSON schema and built-in defaults (current settings: `GET
     /api/v1/settings/<tool>`), the presets, and how to read a result."""
     return ToolsOut(
-        tools=[describe(tool) for tool in TOOLS.values()],
+        tools=list(_every_tool()),
         max_chain_steps=services.settings.max_chain_steps,
     )
