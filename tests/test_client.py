@@ -6,6 +6,8 @@ import ast
 import asyncio
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -536,12 +538,38 @@ def test_match_many_over_a_one_input_tool(server: ServeProcess, files: dict[str,
 
 
 def test_client_imports_nothing_else_from_aerovision() -> None:
+    """At module level: the only import of AeroVision is ply_normals' own, inside it."""
     tree = ast.parse(Path(avc.__file__).read_text())
-    imported = {
-        alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-        for alias in node.names
-    } | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not [name for name in imported if name.startswith("aerovision")]
+    top = {
+        alias.name for node in tree.body if isinstance(node, ast.Import) for alias in node.names
+    } | {node.module or "" for node in tree.body if isinstance(node, ast.ImportFrom)}
+    assert not [name for name in top if name.startswith("aerovision")]
+    inner = [
+        (fn.name, node.module) for fn in tree.body if isinstance(fn, ast.FunctionDef)
+        for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)
+    ]
+    assert inner == [("ply_normals", "aerovision.engine.normals")]
+
+
+def test_client_module_copied_on_its_own_works(tmp_path: Path) -> None:
+    (tmp_path / "avclient.py").write_text(Path(avc.__file__).read_text())
+    script = f"""
+import sys
+sys.modules["aerovision"] = None  # as in a project that copied only this file
+sys.path.insert(0, {str(tmp_path)!r})
+import avclient
+with avclient.Client("http://127.0.0.1:9") as av:
+    try:
+        av.get_task("x")
+    except avclient.TransportError:
+        print("transport error")
+try:
+    avclient.ply_normals("in.ply", "out.ply")
+except ImportError:
+    print("import error")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "transport error\nimport error\n"), out.stderr
 
 
 def test_tools_are_the_servers_registry(client: avc.Client) -> None:

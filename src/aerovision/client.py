@@ -36,6 +36,10 @@ Exceptions (every one is an :class:`AeroVisionError`)::
     ├── TaskFailed          wait(): the task ended with status "error"; .task
     └── WaitTimeout         wait(): the task did not end in time; .task (also a TimeoutError)
 
+:func:`ply_normals` adds normals to a PLY file on this machine (surface matching
+needs them); it is the one helper that needs the whole ``aerovision`` package
+(numpy, scipy), not just httpx.
+
 Files given to ``match`` and ``match_*`` may be a path (``str`` or ``os.PathLike``), bytes, a
 binary file object, or a ``(filename, bytes_or_file)`` pair; they are read into
 memory before sending (the server refuses files over its upload limit, 50 MB
@@ -49,6 +53,7 @@ import io
 import json
 import mimetypes
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +90,7 @@ __all__ = [
     "WaitTimeout",
     "Webhook",
     "describe_error",
+    "ply_normals",
 ]
 
 DEFAULT_URL = "http://localhost:8888"
@@ -620,6 +626,52 @@ def describe_error(error: Mapping[str, Any]) -> str:
     loc = [str(part) for part in error.get("loc", []) if part != "body"]
     msg = str(error.get("msg", ""))
     return f"{'.'.join(loc)}: {msg}" if loc else msg
+
+
+def ply_normals(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    *,
+    k: int = 20,
+    viewpoint: Sequence[float] | None = None,
+    max_points: int | None = None,
+) -> int:
+    """Estimate and orient normals for the PLY file ``source``; write them to ``target``.
+
+    Runs on this machine, no server: what ``aerovision ply normals`` does (see
+    :mod:`aerovision.engine.normals`). ``k`` neighbours per point fit its plane
+    (3–200); ``viewpoint`` ``(x, y, z)`` is where a scan's sensor was (normals
+    face it); without it normals are oriented consistently, outward for a closed
+    object. ``target`` (x y z nx ny nz, binary) is written through a temporary
+    file and may be ``source``. Files of more than ``max_points`` vertices (10
+    million by default) are refused. Returns the number of points written.
+
+    Raises ``ValueError`` (the engine's ``InputError``) for a file that is not a
+    usable PLY, ``OSError`` for files that cannot be read or written, and
+    ``ImportError`` where this module was copied without the ``aerovision`` package.
+    """
+    from aerovision.engine.normals import MAX_POINTS, ply_with_normals
+
+    cloud, data = ply_with_normals(
+        Path(source).read_bytes(), k=k, viewpoint=viewpoint, max_points=max_points or MAX_POINTS
+    )
+    _write_atomically(Path(target), data)
+    return cloud.num_points
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it: never half a file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _result(call: _Call[T], response: httpx.Response) -> T:

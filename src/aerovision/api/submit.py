@@ -108,23 +108,24 @@ def _read_upload(field: str, upload: UploadFile, limit: int) -> bytes:
     data = upload.file.read(limit + 1)
     if len(data) > limit:
         raise too_large(f"{field}: the file", None, limit, "AEROVISION_MAX_UPLOAD_MB")
-    if not data:
-        raise field_error(field, "file is empty", upload.filename)
     return data
 
 
 def _check_kind(
     services: Services, field: str, filename: str | None, data: bytes, kinds: list[str]
-) -> None:
-    """Accept ``data`` if it passes the header check of one of ``kinds``."""
+) -> list[Any]:
+    """No errors if ``data`` passes the header check of one of ``kinds``; else the 422
+    error naming ``field``."""
+    if not data:
+        return list(field_error(field, "file is empty", filename).errors())
     messages = []
     for kind in kinds:
         try:
             SNIFFERS[kind](data, services)
-            return
+            return []
         except InputError as exc:
             messages.append(str(exc))
-    raise field_error(field, " / ".join(messages), filename)
+    return list(field_error(field, " / ".join(messages), filename).errors())
 
 
 def _store_upload(store: FileStore, key: str, data: bytes, *, written: list[str]) -> None:
@@ -159,10 +160,13 @@ def submit(
     """
     limit = services.settings.max_upload_bytes
     contents: list[tuple[str, UploadFile, bytes]] = []
+    errors: list[Any] = []  # every refused file is named at once, not one per attempt
     for field, upload in uploads:
         data = _read_upload(field, upload, limit)
-        _check_kind(services, field, upload.filename, data, kinds)
+        errors += _check_kind(services, field, upload.filename, data, kinds)
         contents.append((field, upload, data))
+    if errors:
+        raise RequestValidationError(errors)
     params = effective_params()
 
     uid = str(uuid.uuid4())

@@ -7,7 +7,8 @@
   :mod:`~aerovision.cli.webhooks`: the other commands that talk to a server;
 - :mod:`~aerovision.cli.remote`, :mod:`~aerovision.cli.exits`: what those share
   (``--server``, ``--json``, errors; the exit codes);
-- :mod:`~aerovision.cli.render`, :mod:`~aerovision.cli.progress`: terminal output.
+- :mod:`~aerovision.cli.render`, :mod:`~aerovision.cli.progress`: terminal output;
+- :mod:`~aerovision.cli.ply`: ``ply normals`` (local, no server).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import click
 
 from aerovision import __version__
-from aerovision.cli import match, server, settings, tasks, webhooks
+from aerovision.cli import match, ply, server, settings, tasks, webhooks
 from aerovision.cli.exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -65,6 +66,6 @@ def main() -> None:
 
 
 for _command in (
-    *server.COMMANDS, match.match, tasks.tasks, settings.settings, webhooks.webhooks
+    *server.COMMANDS, match.match, tasks.tasks, settings.settings, webhooks.webhooks, ply.ply
 ):
     main.add_command(_command)

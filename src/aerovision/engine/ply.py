@@ -175,7 +175,7 @@ class _Header:
     elements: tuple[_Element, ...]
     vertex_index: int
     body_offset: int
-    columns: tuple[str, ...]  # names of x, y, z, nx, ny, nz in the file
+    columns: tuple[str, ...]  # names of x, y, z (then nx, ny, nz when read) in the file
 
 
 def sniff_ply(data: Buffer, *, max_points: int) -> PlyInfo:
@@ -285,10 +285,81 @@ def read_ply(data: Buffer, *, max_points: int) -> PointCloud:
     return PointCloud(points, unit)
 
 
+def read_points(data: Buffer, *, max_points: int) -> FloatArray:
+    """Parse a PLY file's vertex positions only, whether it has normals or not.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file (bytes, bytearray or memoryview), ASCII or binary.
+    max_points : int
+        Largest vertex count accepted.
+
+    Returns
+    -------
+    (N, 3) float64 array
+        ``x y z`` of every vertex, in file order (normals and other properties
+        are ignored).
+
+    Raises
+    ------
+    InputError
+        What :func:`read_ply` raises, except for missing or zero normals; NaN or
+        infinite coordinates.
+
+    Examples
+    --------
+    >>> header = b"ply\\nformat ascii 1.0\\nelement vertex 1\\n"
+    >>> header += b"".join(b"property float %s\\n" % n for n in (b"x", b"y", b"z"))
+    >>> read_points(header + b"end_header\\n1 2 3\\n", max_points=10).tolist()
+    [[1.0, 2.0, 3.0]]
+    """
+    header = _parse_header(data, max_points, normals=False)
+    raw = data if isinstance(data, bytes) else bytes(data)
+    values = _read_ascii(raw, header) if header.format == "ascii" else _read_binary(raw, header)
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise InputError(
+            f"{bad.size} vertices have NaN or infinite coordinates "
+            f"(the first is vertex {int(bad[0])})"
+        )
+    return np.ascontiguousarray(values)
+
+
+def write_ply(cloud: PointCloud, *, comment: str | None = None) -> bytes:
+    """``cloud`` as a binary little-endian PLY file: ``double x y z``, ``float nx ny nz``.
+
+    Positions are written in double precision (scans in millimetres with large
+    offsets keep their digits), unit normals in single precision.
+
+    Examples
+    --------
+    >>> cloud = PointCloud(np.array([[1.0, 2.0, 3.0]]), np.array([[0.0, 0.0, 1.0]]))
+    >>> back = read_ply(write_ply(cloud), max_points=10)
+    >>> back.points.tolist(), back.normals.tolist()
+    ([[1.0, 2.0, 3.0]], [[0.0, 0.0, 1.0]])
+    """
+    columns = [(n, "<f8") for n in _POSITION] + [(n, "<f4") for n in _NORMAL]
+    rows = np.empty(cloud.num_points, dtype=columns)
+    for i, name in enumerate(_POSITION):
+        rows[name] = cloud.points[:, i]
+    for i, name in enumerate(_NORMAL):
+        rows[name] = cloud.normals[:, i]
+    lines = ["ply", "format binary_little_endian 1.0"]
+    if comment:
+        lines += [f"comment {line}" for line in comment.splitlines() if line.strip()]
+    lines.append(f"element vertex {cloud.num_points}")
+    lines += [f"property double {n}" for n in _POSITION]
+    lines += [f"property float {n}" for n in _NORMAL]
+    lines.append("end_header")
+    return ("\n".join(lines) + "\n").encode("ascii", "replace") + rows.tobytes()
+
+
 # --- header ------------------------------------------------------------------------------
 
 
-def _parse_header(data: Buffer, max_points: int) -> _Header:
+def _parse_header(data: Buffer, max_points: int, *, normals: bool = True) -> _Header:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)):
@@ -316,7 +387,7 @@ def _parse_header(data: Buffer, max_points: int) -> _Header:
     fmt, elements = _parse_header_lines(text.splitlines()[1:])
     vertex_index = _vertex_index(elements)
     vertex = elements[vertex_index]
-    columns = _columns(vertex)
+    columns = _columns(vertex, normals=normals)
     if vertex.count == 0:
         raise InputError("the PLY file has no vertices ('element vertex 0')")
     if vertex.count > max_points:
@@ -406,7 +477,11 @@ def _vertex_index(elements: tuple[_Element, ...]) -> int:
     raise InputError("the PLY header has no 'element vertex': the file holds no points")
 
 
-def _columns(vertex: _Element) -> tuple[str, ...]:
+NORMALS_COMMAND: Final = "aerovision ply normals IN.ply OUT.ply"
+"""The command that adds normals to a PLY file (named by the error for a file without them)."""
+
+
+def _columns(vertex: _Element, *, normals: bool) -> tuple[str, ...]:
     names = {p.name: p for p in vertex.properties}
     found = ", ".join(names) or "none"
     missing = [n for n in _POSITION if n not in names]
@@ -415,6 +490,13 @@ def _columns(vertex: _Element) -> tuple[str, ...]:
             f"the PLY vertices have no {' '.join(missing)} "
             f"(x, y, z are required; vertex properties found: {found})"
         )
+    for prop in vertex.properties:
+        if prop.count_code is not None:
+            raise InputError(
+                f"the PLY vertex element has a list property {prop.name!r}, which is not supported"
+            )
+    if not normals:
+        return _POSITION
     normal = _NORMAL
     if not all(n in names for n in _NORMAL) and all(n in names for n in _NORMAL_ALIAS):
         normal = _NORMAL_ALIAS
@@ -423,13 +505,8 @@ def _columns(vertex: _Element) -> tuple[str, ...]:
         raise InputError(
             f"the PLY vertices have no normals: properties nx, ny, nz are required "
             f"(missing: {', '.join(missing)}; vertex properties found: {found}); "
-            "compute normals before uploading"
+            f"estimate them with `{NORMALS_COMMAND}`"
         )
-    for prop in vertex.properties:
-        if prop.count_code is not None:
-            raise InputError(
-                f"the PLY vertex element has a list property {prop.name!r}, which is not supported"
-            )
     return (*_POSITION, *normal)
 
 
@@ -466,7 +543,7 @@ def _read_binary(data: bytes, header: _Header) -> FloatArray:
             f"but the file holds only {have:,}"
         )
     rows = np.frombuffer(data, dtype=dtype, count=vertex.count, offset=offset)
-    out = np.empty((vertex.count, 6), dtype=np.float64)
+    out = np.empty((vertex.count, len(header.columns)), dtype=np.float64)
     for i, name in enumerate(header.columns):
         out[:, i] = rows[name]
     return out
