@@ -63,6 +63,11 @@ def test_a_listed_module_without_a_tool_or_a_runner_stops_start_up(tmp_path: Pat
     [
         ("{filtered_matches} matches, best score {best_score:.4g}",
          {"filtered_matches": 3, "best_score": 0.987654}, "3 matches, best score 0.9877"),
+        ("{filtered_matches#match|matches}, best score {best_score:.4g}",
+         {"filtered_matches": 1, "best_score": 0.9}, "1 match, best score 0.9"),
+        ("{n#pose|poses}", {"n": 0}, "0 poses"),
+        ("{n#pose|poses}", {"n": 2}, "2 poses"),
+        ("{n#good match|good matches}", {}, "- good matches"),
         ("{a:.2f} and {b}", {"a": 1, "b": None}, "1.00 and -"),
         ("{missing} x", {}, "- x"),
         ("{s:.3f}", {"s": "text"}, "text"),

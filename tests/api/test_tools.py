@@ -51,7 +51,7 @@ def test_tools_lists_every_registered_tool_in_order(server: ServeProcess) -> Non
         ],
         "found": {"field": "filtered_matches", "above": 0},
         "found_when": [{"name": "matches", "field": "filtered_matches", "above": 0}],
-        "result_line": "{filtered_matches} matches, best score {best_score:.4g}",
+        "result_line": "{filtered_matches#match|matches}, best score {best_score:.4g}",
         "chainable": True,
     }
     chain = answer["tools"][-1]

@@ -59,7 +59,7 @@ TOOL = spec.Tool(
         # the object is really there: a homography with enough inliers and a sane outline
         "homography": spec.Found("found", equals=True),
     },
-    result_line=spec.Summary("{good_matches} good matches"),
+    result_line=spec.Summary("{good_matches#good match|good matches}"),
     presets=(
         spec.Preset("Panorama stitching", "High precision: false pairs distort a panorama.",
                {"detector": "SIFT", "matcher": "FLANN", "ratio_threshold": 0.7}),

@@ -36,7 +36,7 @@ TOOL = spec.Tool(
     run=run,
     found_when={"described": spec.Found("width")},
     result_line=spec.Summary(
-        "{width}×{height}, {channels} channels, brightness {brightness:.1f}, "
+        "{width}×{height}, {channels#channel|channels}, brightness {brightness:.1f}, "
         "sharpness {sharpness:.4g}"
     ),
     presets=(

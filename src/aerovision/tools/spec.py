@@ -89,13 +89,14 @@ class Found:
         return {"field": self.field, "above": self.above}
 
 
-_PLACEHOLDER = re.compile(r"\{(\w+)(?::\.(\d+)([fg]))?\}")
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::\.(\d+)([fg])|#([^|{}]*)\|([^{}]*))?\}")
 
 
 @dataclass(frozen=True)
 class Summary:
-    """The one-line summary of a result, e.g. ``"{filtered_matches} matches, best score
-    {best_score:.3f}"``: field names in braces, optionally with ``:.Nf`` or ``:.Ng``.
+    """The one-line summary of a result, e.g. ``"{filtered_matches#match|matches}, best
+    score {best_score:.3f}"``: field names in braces, optionally with ``:.Nf`` or
+    ``:.Ng``, or ``#singular|plural``: the count and its noun (``1 match``, ``3 matches``).
 
     The format is this small on purpose: the UI renders the same template in
     JavaScript (``GET /api/v1/tools`` gives it).
@@ -106,6 +107,11 @@ class Summary:
     def render(self, data: Mapping[str, Any]) -> str:
         def one(match: re.Match[str]) -> str:
             value = data.get(match.group(1))
+            singular, plural = match.group(4), match.group(5)
+            if singular is not None:
+                shown = "-" if value is None else str(value)
+                one = value == 1 and not isinstance(value, bool)
+                return f"{shown} {singular if one else plural}"
             if value is None:
                 return "-"
             digits, kind = match.group(2), match.group(3)

@@ -102,7 +102,7 @@ TOOL = spec.Tool(
     params=SurfaceParams,
     run=run,
     found_when={"poses": spec.Found("poses_found")},
-    result_line=spec.Summary("{poses_found} poses, icp residual {icp_residual:.4g}"),
+    result_line=spec.Summary("{poses_found#pose|poses}, icp residual {icp_residual:.4g}"),
     presets=(
         spec.Preset("Precise parts", "CAD model vs scan: a fine step, many ICP iterations.",
                {"relative_sampling_step": 0.025, "use_icp": True, "icp_iterations": 200}),

@@ -73,7 +73,7 @@ TOOL = spec.Tool(
     params=TemplateParams,
     run=run,
     found_when={"matches": spec.Found("filtered_matches")},
-    result_line=spec.Summary("{filtered_matches} matches, best score {best_score:.4g}"),
+    result_line=spec.Summary("{filtered_matches#match|matches}, best score {best_score:.4g}"),
     presets=(
         spec.Preset(
             "Icon on a screenshot",

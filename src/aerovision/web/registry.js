@@ -102,15 +102,20 @@ export function fieldsOf(tool) {
 
 // ---------------------------------------------------------------- result line and "found"
 
-const PLACEHOLDER = /\{(\w+)(?::\.(\d+)([fg]))?\}/g;
+const PLACEHOLDER = /\{(\w+)(?::\.(\d+)([fg])|#([^|{}]*)\|([^{}]*))?\}/g;
 
 /**
  * A tool's result_line with a result's values, as the server's Summary.render
- * writes it: "{field}", "{field:.3f}", "{field:.4g}"; a missing or null value is "-".
+ * writes it: "{field}", "{field:.3f}", "{field:.4g}", "{field#match|matches}" (the count
+ * and its noun: "1 match", "3 matches"); a missing or null value is "-".
  */
 export function formatLine(template, data) {
-  return String(template || "").replace(PLACEHOLDER, (_, name, digits, kind) => {
+  return String(template || "").replace(PLACEHOLDER, (_, name, digits, kind, singular, plural) => {
     const value = data && Object.hasOwn(data, name) ? data[name] : null;
+    if (singular !== undefined) {
+      const shown = value === null || value === undefined ? "-" : pythonStr(value);
+      return `${shown} ${value === 1 ? singular : plural}`;
+    }
     if (value === null || value === undefined) return "-";
     if (digits !== undefined && (typeof value === "number" || typeof value === "boolean")) {
       return formatPython(Number(value), Number(digits), kind);
