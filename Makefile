@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: serve test bench install clean
+.PHONY: serve test test-fast bench install clean
 
 # requires-python in pyproject.toml; a venv whose python is older, or broken (its
 # interpreter moved or removed), is built again instead of failing in pip.
@@ -36,8 +36,21 @@ install: $(RUNTIME_STAMP)
 serve: $(RUNTIME_STAMP)
 	$(VENV)/bin/aerovision serve $(ARGS)
 
+# The whole suite, test files spread over PYTEST_JOBS processes (0: in this one).
+# Most tests wait on real servers, receivers and leases, so 4 processes overlap on
+# 2 cores; a file stays in one process, so its servers start once.
+PYTEST_JOBS ?= 4
 test: $(TEST_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+
+# The fast loop: engine, parameters, registry, store, in-process API and worker,
+# the notifier against a real receiver; no `aerovision serve`, no browser.
+FAST_TESTS := tests/engine tests/store tests/jobs/test_executor.py \
+  tests/jobs/test_runners.py tests/jobs/test_worker.py tests/test_params.py \
+  tests/test_registry.py tests/test_cli_registry.py tests/test_netpolicy.py \
+  tests/test_notifier.py tests/test_ply_normals.py tests/test_bench_data.py
+test-fast: $(TEST_STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile $(FAST_TESTS) $(PYTEST_ARGS)
 
 bench: $(TEST_STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]' || echo "open3d-cpu could not be installed: its rows are skipped"

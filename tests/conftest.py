@@ -18,6 +18,27 @@ pytest_plugins = ("tests.inprocess",)
 """The in-process service fixture (``inprocess``): API and worker in the test's process."""
 
 
+LONGEST_FIRST = (
+    "tests/test_runtime.py",
+    "tests/api/test_webhooks.py",
+    "tests/api/test_fuzz.py",
+    "tests/test_cluster.py",
+    "tests/test_store_outage.py",
+    "tests/engine/test_feature.py",
+    "tests/api/test_http_hygiene.py",
+)
+"""The files that take longest (1–3 minutes each): started first, so that with
+``make test``'s processes side by side none of them is left running alone at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order and stay together
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No AEROVISION_* variable of the caller's shell leaks into a test."""

@@ -144,6 +144,21 @@ class TricklingReceiver:
         if self._listener is not None:
             self._listener.close()
 
+    def max_overlap(self, lag: float = 0.25) -> int:
+        """Most connections open at once, counted at each opening, where a connection
+        this receiver saw closing less than ``lag`` seconds after another one opened
+        counts as closed before it: on a loaded machine the thread that notices a
+        close can run after the one that accepts the sender's next connection."""
+        with self._lock:
+            spans = [(c.opened, c.closed) for c in self.connections]
+        return max(
+            (
+                sum(1 for o, c in spans if o <= start and (c is None or c > start + lag))
+                for start, _ in spans
+            ),
+            default=0,
+        )
+
     def open_now(self) -> int:
         with self._lock:
             return sum(self._open.values())

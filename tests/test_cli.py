@@ -230,9 +230,15 @@ def test_task_error_exits_1_with_the_tasks_error(av: Any, files: Path) -> None:
     assert "could not decode" in result.stderr and result.stderr.startswith("error: task ")
 
 
-def test_timeout_exits_6(av: Any, files: Path) -> None:
-    result = av("match", "template", files / "scene.png", files / "icon.png",
-                "--wait", "--timeout", "0")
+def test_timeout_exits_6(files: Path, tmp_path: Path) -> None:
+    idle = ServeProcess(tmp_path / "data", workers=0).start()  # the task stays queued
+    try:
+        result = CliRunner().invoke(cli.main, [
+            "match", "template", str(files / "scene.png"), str(files / "icon.png"),
+            "--wait", "--timeout", "0.5", "--server", idle.base_url,
+        ])
+    finally:
+        idle.stop()
     assert result.exit_code == cli.EXIT_TIMEOUT == 6
     assert "it keeps running: aerovision tasks show" in result.stderr
 

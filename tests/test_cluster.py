@@ -19,6 +19,8 @@ import redis
 import requests
 
 from tests.backends import REDIS_URL
+
+CLUSTER_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/13"
 from tests.conftest import backend_env
 from tests.images import encode, scene_with_patch
 from tests.receiver import Receiver
@@ -66,6 +68,9 @@ def cluster_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict
             "AEROVISION_REAPER_INTERVAL_S": "0.5",
             "AEROVISION_WEBHOOK_RETRY_BASE_S": "1",
             "AEROVISION_WEBHOOK_ALLOW_PRIVATE": "1",  # the receiver is on 127.0.0.1
+            # a Redis database of its own: flushing it loses everything this service
+            # keeps in Redis, and nothing of the tests running beside it
+            "AEROVISION_QUEUE_URL": CLUSTER_REDIS_URL,
         }
 
 
@@ -135,7 +140,7 @@ def test_kill_a_worker_and_flush_redis_mid_run(cluster_env: dict[str, str], tmp_
             if index == TASKS // 4:
                 _kill_while_busy(roles[1])  # worker-a, with the task it is running
             if index == TASKS // 2:
-                redis.Redis.from_url(REDIS_URL).flushall()
+                redis.Redis.from_url(CLUSTER_REDIS_URL).flushdb()
 
         deadline = time.monotonic() + 240
         while True:

@@ -532,7 +532,7 @@ def test_a_trickling_receiver_and_70_tasks_delay_no_other_receiver(
     assert max(latencies) <= 10.0, sorted(latencies)[-5:]
     assert trickler.connections, "the trickling receiver was never tried"
     assert set(trickler.max_open_per_delivery.values()) == {1}  # one attempt at a time
-    assert trickler.max_open <= 4  # AEROVISION_WEBHOOK_PER_RECEIVER's default
+    assert trickler.max_overlap() <= 4  # AEROVISION_WEBHOOK_PER_RECEIVER's default
     for connection in trickler.connections:
         if connection.closed is not None:
             assert connection.closed - connection.opened < 5.0 + 1.5
@@ -551,4 +551,4 @@ def test_one_receiver_gets_at_most_its_share_of_the_slots(
     server.stop()
     latencies = _latencies(healthy.received)
     assert max(latencies) <= 10.0, sorted(latencies)[-5:]
-    assert trickler.max_open == 2
+    assert trickler.max_overlap() == 2

@@ -147,7 +147,7 @@ def test_every_form_is_what_get_tools_returns(
 LINES: list[tuple[str, dict[str, Any]]] = [
     ("{n} matches, best score {s:.4g}", {"n": 3, "s": 0.987654}),
     ("{a#match|matches}|{b#match|matches}|{c#pose|poses}|{d#x|xs}|{e#x|xs}|{f#x|}",
-     {"a": 1, "b": 0, "c": 1.0, "d": True, "e": None, "f": 2}),
+     {"a": 1, "b": 0, "c": 1, "d": True, "e": None, "f": 2}),
     ("{s:.4g}|{t:.4g}|{u:.4g}|{v:.4g}", {"s": 1.0, "t": 123456.0, "u": 0.0001234, "v": 0.00001234}),
     ("{s:.3g}|{t:.4g}|{u:.2g}|{v:.1g}", {"s": 9.9996, "t": 9.99996, "u": 0.125, "v": 0.05}),
     ("{s:.0g}|{t:.6g}|{u:.4g}|{v:.4g}", {"s": 15.0, "t": 1e21, "u": -0.0, "v": 5}),
