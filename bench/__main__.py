@@ -17,6 +17,7 @@ from bench.bench_feature import bench_feature
 from bench.bench_surface import bench_surface
 from bench.bench_template import bench_engine
 from bench.data import MissingBenchData
+from bench.end_to_end import bench_end_to_end
 from bench.service import bench_service
 from bench.throughput import bench_throughput
 
@@ -42,6 +43,7 @@ def main() -> None:
         "feature": lambda a: bench_feature(),
         "surface": lambda a: bench_surface(),
         "service": lambda a: bench_service(repeats=a.repeats),
+        "end-to-end": lambda a: bench_end_to_end(repeats=a.repeats),
         "throughput": lambda a: bench_throughput(),
     }
     parser.add_argument("--only", choices=list(parts), action="append", help="run only these parts")
