@@ -487,3 +487,35 @@ def test_summary_is_plain_json(photos: list[Image]) -> None:
     empty = match_features(_flat(50, 50), scene).summary()
     assert empty["homography"] is None and empty["corners"] is None and empty["center"] is None
     assert empty["found"] is False and empty["good_matches"] == 0
+
+
+def test_a_pair_that_is_not_found_reports_no_location_at_all() -> None:
+    """A fit that fails the checks locates nothing: no homography, corners or centre
+    beside ``found: false``, though its inliers are still counted."""
+    seen_rejected_fit = False
+    for query, train in (("astronaut", "coffee"), ("chelsea", "rocket"), ("coffee", "chelsea")):
+        for detector in ("SIFT", "ORB"):
+            result = match_features(_bgr(query), _bgr(train), detector=detector,
+                                    matcher="BFMatcher", ratio_threshold=0.9)
+            assert result.found is False, (query, train, detector)
+            data = result.summary()
+            assert (data["homography"], data["corners"], data["center"]) == (None, None, None)
+            seen_rejected_fit |= data["inliers"] > 0
+    assert seen_rejected_fit  # the rule was tested on fits that were made, then refused
+
+
+def test_brisk_with_flann_finds_what_brute_force_finds_on_warped_photos() -> None:
+    """FLANN's LSH index misses some nearest neighbours; those that come back alone are
+    asked of brute force, so recall stays with BFMatcher's."""
+    rng = np.random.default_rng(7)
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera", "stereo_motorcycle"):
+        query = cv2.resize(_bgr(name), (480, 360))
+        corners = np.float32([[0, 0], [480, 0], [480, 360], [0, 360]])
+        moved = (corners + rng.uniform(-0.12, 0.12, (4, 2)) * [480, 360]).astype(np.float32)
+        train = cv2.warpPerspective(query, cv2.getPerspectiveTransform(corners, moved), (480, 360))
+        flann = match_features(query, train, detector="BRISK", matcher="FLANN", max_matches=5000)
+        brute = match_features(query, train, detector="BRISK", matcher="BFMatcher",
+                               max_matches=5000)
+        assert flann.found and brute.found, name
+        assert flann.good_matches >= 0.9 * brute.good_matches, (name, flann.good_matches,
+                                                                brute.good_matches)

@@ -114,18 +114,18 @@ class FeatureResult:
     good_matches : int
         Matches kept by the ratio test, at most ``max_matches``.
     homography : (3, 3) float64 array or None
-        Maps query pixels to train pixels (``H[2, 2] == 1``); None when it cannot be
-        estimated (fewer than 4 good matches, a degenerate fit, fewer than 5 inliers).
+        Maps query pixels to train pixels (``H[2, 2] == 1``); None unless `found`: a
+        fit that failed the checks (or none: fewer than 4 good matches, a degenerate
+        fit, fewer than 5 inliers) locates nothing.
     inliers : int
-        Good matches consistent with `homography` (0 without one).
+        Good matches consistent with the best fit, even a rejected one (0 without a fit).
     inlier_ratio : float
-        ``inliers / good_matches`` (0.0 without a homography).
+        ``inliers / good_matches`` (0.0 without a fit).
     corners : (4, 2) float64 array or None
         The query outline ``(0, 0), (w, 0), (w, h), (0, h)`` in train pixels; None
-        without a homography, or when a corner lies on or beyond the homography's
-        horizon line (the outline has no bounded image).
+        unless `found`.
     center : (float, float) or None
-        The query centre ``(w / 2, h / 2)`` in train pixels (None with `corners`).
+        The query centre ``(w / 2, h / 2)`` in train pixels (None unless `found`).
     found : bool
         True only when the geometry is trustworthy (see :func:`match_features`).
     query_points, train_points : (N, 2) float32 arrays
@@ -321,6 +321,9 @@ def match_features(
                 and _corner_sigma(homography, q_pts[mask], t_pts[mask], qw, qh)
                 <= max(1.0, _MAX_CORNER_SIGMA * math.sqrt(_area(corners)))
             )
+    ratio = inliers / n if homography is not None else 0.0
+    if not found:  # a geometry that failed the checks is no location: none is reported
+        homography, corners, center = None, None, None
     for array in (homography, corners, q_pts, t_pts, mask):
         if array is not None:
             array.flags.writeable = False
@@ -332,7 +335,7 @@ def match_features(
         good_matches=n,
         homography=homography,
         inliers=inliers,
-        inlier_ratio=inliers / n if homography is not None else 0.0,
+        inlier_ratio=ratio,
         corners=corners,
         center=center,
         found=bool(found),

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from aerovision.engine import imageio, render
+from aerovision.engine import render
 from aerovision.engine.feature import match_features
 from aerovision.tools import spec
 
@@ -31,8 +31,10 @@ class FeatureParams(spec.ToolParams):
 def run(params: FeatureParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.RunResult:
     query, train = inputs.image("query_image"), inputs.image("train_image")
     result = match_features(query, train, **params.model_dump())
-    picture = render.draw_feature_matches(query, train, result)
-    return spec.RunResult([out.save("matches.png", imageio.encode_png(picture))], result.summary())
+    picture = out.picture(
+        "matches.png", lambda: render.draw_feature_matches(query, train, result)
+    )
+    return spec.RunResult([picture], result.summary())
 
 
 TOOL = spec.Tool(
@@ -43,9 +45,10 @@ TOOL = spec.Tool(
 
     When done, `result_files` holds `results/<uid>/matches.png` and `result_data`
     holds `query_keypoints`, `train_keypoints`, `good_matches`, `detector`,
-    `matcher`, and the geometry: `homography` (3×3, query → train, or null),
-    `inliers`, `inlier_ratio`, `corners` (the query's outline in the train image),
-    `center` and `found` (true only when the geometry is consistent).
+    `matcher`, and the geometry: `found` (true only when the geometry is
+    consistent), and only then `homography` (3×3, query → train), `corners` (the
+    query's outline in the train image) and `center` (null when not found);
+    `inliers` and `inlier_ratio` describe the best fit, even a rejected one.
     """,
     inputs=(
         spec.InputSpec("query_image", "image", "Image searched for (PNG, JPEG, BMP, TIFF)."),
