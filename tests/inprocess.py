@@ -10,6 +10,7 @@ process, no polling.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -63,6 +64,18 @@ class InProcessService:
         assert response.status_code == 201, response.text
         task: dict[str, Any] = response.json()
         return task
+
+    def download(self, key: str) -> Any:
+        """``GET /<key>`` while the worker runs: a picture made on request is asked for
+        by the download, which waits for a worker to write it (the worker is driven
+        here until the answer comes)."""
+        answer: list[Any] = []
+        thread = threading.Thread(target=lambda: answer.append(self.client.get(f"/{key}")))
+        thread.start()
+        while thread.is_alive():
+            self.drive()
+            thread.join(0.01)
+        return answer[0]
 
     def task(self, uid: str) -> dict[str, Any]:
         """``GET /api/v1/tasks/{uid}`` (asserting the 200)."""

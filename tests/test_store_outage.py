@@ -1,6 +1,7 @@
 """A file store that stops taking writes mid-run: /health says so, submissions get a
-JSON 503, the task in flight goes back to the queue and completes once the store is
-back, instead of ending in `error` with a server path in its message.
+JSON 503, the task in flight still gets its verdict (it needs no write), and the
+files it owes (thumbnails, pictures) are written once the store is back, instead of
+being lost or named with a server path.
 
 How the store is made to refuse writes, as root (the tests run as root, so chmod
 stops nothing):
@@ -167,12 +168,12 @@ def _submit(server: ServeProcess, image: bytes, template: bytes) -> requests.Res
     )
 
 
-def _wait_for_results_stage(server: ServeProcess, task: dict[str, Any]) -> None:
-    """Until the task has read its inputs and written its thumbnails, and is busy
-    matching: what it writes next is its results."""
-    thumbnail = server.url("/" + task["thumbnails"][0])
-    _wait_for("the thumbnails", lambda: requests.get(thumbnail, timeout=5).status_code == 200)
-    assert any(children_of(worker, busy=True) for worker in server.worker_pids())
+def _wait_for_matching(server: ServeProcess) -> None:
+    """Until the worker's process is busy with the task: it has read its inputs, and
+    what it writes next (after its verdict) is its thumbnails."""
+    _wait_for("the task to run", lambda: any(
+        children_of(worker, busy=True) for worker in server.worker_pids()))
+    time.sleep(0.3)  # past reading the inputs
 
 
 @pytest.fixture
@@ -197,7 +198,7 @@ def outage(
         proxy.close()
 
 
-def test_a_store_that_refuses_writes_is_a_service_fault_and_the_task_is_retried(
+def test_a_store_that_refuses_writes_is_a_service_fault_and_the_files_come_later(
     tmp_path: Path, backend: str,
     outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]],
 ) -> None:
@@ -210,7 +211,7 @@ def test_a_store_that_refuses_writes_is_a_service_fault_and_the_task_is_retried(
         response = _submit(server, *_slow_inputs())
         assert response.status_code == 201, response.text
         uid = response.json()["uid"]
-        _wait_for_results_stage(server, response.json())
+        _wait_for_matching(server)
         refuse()
 
         def degraded() -> requests.Response | None:
@@ -238,19 +239,22 @@ def test_a_store_that_refuses_writes_is_a_service_fault_and_the_task_is_retried(
             assert download.json()["detail"].startswith("the file store could not read a file (S3")
             assert "127.0.0.1" not in download.text
 
-        retry = re.compile(rf"task {uid}: the file store refused a write .*; retrying \(attempt 1 of 3\)")
-        _wait_for("the task given back", lambda: retry.search(server.log()), timeout=90)
+        # the verdict needs no write: the task is done; its thumbnails wait for the store
+        task = server.wait_task(uid, timeout=120)
+        assert task["status"] == "done" and task["error"] is None, task
+        retry = re.compile(rf"task {uid}: its files were not written \(the file store refused "
+                           r"a write .*\); trying again")
+        _wait_for("the files given back", lambda: retry.search(server.log()), timeout=90)
         time.sleep(3)  # the worker waits for the store instead of using up attempts
-        task = requests.get(server.url(f"/api/v1/tasks/{uid}"), timeout=5).json()
-        assert task["status"] == "queued", task
-        assert "attempt 2 of 3" not in server.log()
+        assert "writing its files, attempt" not in server.log()
 
         mend()
-        task = server.wait_task(uid, timeout=120)
-        assert task["status"] == "done", task
-        assert task["error"] is None and task["result_files"]
-        assert f"task {uid} (template) started, attempt 2" in server.log()
+        for key in task["thumbnails"] + task["result_files"]:  # each waits for its file
+            answer = requests.get(server.url(f"/{key}"), timeout=120)
+            assert answer.status_code == 200, (key, answer.text)
+            assert answer.content[:8] == b"\x89PNG\r\n\x1a\n"
         assert len(re.findall(rf"task {uid} done", server.log())) == 1
+        assert requests.get(server.url(f"/api/v1/tasks/{uid}"), timeout=5).json() == task
         _wait_for("/health to recover", lambda: requests.get(
             server.url("/health"), timeout=30
         ).json()["files"] == "ok")
@@ -262,11 +266,11 @@ def test_a_store_that_refuses_writes_is_a_service_fault_and_the_task_is_retried(
         server.stop(signal.SIGTERM)
 
 
-def test_the_last_attempt_names_the_cause_without_paths(
+def test_files_never_written_name_the_cause_without_paths(
     tmp_path: Path, outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]]
 ) -> None:
-    """With one attempt allowed, a store that refuses the results ends the task in an
-    error that says so, and nothing of the server's layout."""
+    """With one attempt allowed, a store that refuses the files leaves the task done,
+    its result saying why its files are missing, and nothing of the server's layout."""
     env, refuse, mend = outage
     data_dir = tmp_path / "data"
     server = ServeProcess(data_dir, workers=1, env={**env, "AEROVISION_MAX_ATTEMPTS": "1"}).start()
@@ -274,14 +278,21 @@ def test_the_last_attempt_names_the_cause_without_paths(
         response = _submit(server, *_slow_inputs())
         assert response.status_code == 201, response.text
         uid = response.json()["uid"]
-        _wait_for_results_stage(server, response.json())
+        _wait_for_matching(server)
         refuse()
         task = server.wait_task(uid, timeout=120)
-        assert task["status"] == "error"
+        assert task["status"] == "done" and task["error"] is None
+
+        def given_up() -> str | None:
+            data = requests.get(server.url(f"/api/v1/tasks/{uid}"), timeout=5).json()
+            error: str | None = data["result_data"].get("files_error")
+            return error
+
+        error = _wait_for("the files given up", given_up, timeout=90)
         assert re.fullmatch(
-            r"the file store refused a write \(.+\); gave up after 1 attempts", task["error"]
-        ), task["error"]
-        assert str(data_dir) not in task["error"] and "/" not in task["error"].split("(")[1]
+            r"the file store refused a write \(.+\); gave up after 1 attempts", error
+        ), error
+        assert str(data_dir) not in error and "/" not in error.split("(")[1]
     finally:
         mend()
         server.stop(signal.SIGTERM)

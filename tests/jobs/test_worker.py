@@ -23,7 +23,7 @@ from aerovision.store import tasks as task_store
 from aerovision.store import webhooks as webhook_store
 from aerovision.store import workers as worker_store
 from aerovision.store.files import LocalFileStore
-from aerovision.store.models import TaskStatus
+from aerovision.store.models import FilesPending, TaskStatus
 from tests.images import encode, scene_with_patch
 from tests.inprocess import InProcessService
 from tests.server import free_port
@@ -79,10 +79,10 @@ def test_a_submitted_task_is_done_with_the_patch_where_it_was_pasted(
     uid = queued["uid"]
     assert task["result_files"] == [f"results/{uid}/matches.png", f"results/{uid}/heatmap.png"]
     for key in task["result_files"]:
-        answer = inprocess.client.get(f"/{key}")
+        answer = inprocess.download(key)
         assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
         assert _decoded(answer.content).shape == (480, 640, 3)
-    thumbnail = inprocess.client.get(f"/{task['thumbnails'][0]}")
+    thumbnail = inprocess.download(task["thumbnails"][0])
     assert thumbnail.status_code == 200
     assert _decoded(thumbnail.content).shape == (192, 256, 3)  # long side 256
     # the uid has left the queue, the attempt was counted once, the worker signed off
@@ -151,60 +151,89 @@ def test_each_end_of_a_task_is_in_the_webhook_outbox(inprocess: InProcessService
     assert events == {done: ("task.done", "pending", 0), failed: ("task.error", "pending", 0)}
 
 
-def test_a_store_that_refuses_writes_gives_the_task_back_until_it_takes_them(
+def _ask_for_pictures(services: Services, uid: str) -> None:
+    """What the first download of a picture made on request does."""
+    assert task_store.ask_for_files(services.db, uid)
+    services.queue.enqueue(uid, first=True)
+
+
+def test_pictures_are_made_once_asked_for_and_a_refusing_store_delays_them(
     inprocess: InProcessService,
 ) -> None:
+    """The verdict needs no write: the task is done at once; its pictures wait for the store."""
     services = inprocess.services
     store = _local_store(services)
     files, (x, y) = _template_files()
     uid = inprocess.submit("template", files)["uid"]
-    aside = _refuse_result_writes(store)
-
     assert inprocess.drive() == 1
 
     task = inprocess.task(uid)
-    assert task["status"] == "queued" and task["error"] is None
-    assert services.queue.holds([uid]) == {uid}
-    # while the store still refuses, the worker takes nothing, even a task that is due:
-    # the outage does not use up the task's attempts
-    services.queue.release(uid)  # due now, rather than after the retry's backoff
-    assert inprocess.drive() == 0
-    stored = task_store.get_task(services.db, uid)
-    assert stored is not None and stored.status is TaskStatus.QUEUED and stored.attempts == 1
-
-    _mend(store, aside)
-    assert inprocess.drive() == 1
-
-    task = inprocess.task(uid)
-    assert task["status"] == "done", task["error"]
+    assert task["status"] == "done" and task["error"] is None
     assert (task["result_data"]["matches"][0]["x"], task["result_data"]["matches"][0]["y"]) == (
         x, y)
+    assert task["result_files"] == [f"results/{uid}/matches.png", f"results/{uid}/heatmap.png"]
     stored = task_store.get_task(services.db, uid)
-    assert stored is not None and stored.attempts == 2
+    assert stored is not None and stored.files_pending is FilesPending.ON_REQUEST
+    assert all(store.exists(key) for key in task["thumbnails"])  # written after the verdict
+    assert not any(store.exists(key) for key in task["result_files"])  # not asked for yet
+    assert services.queue.holds([uid]) == set()
+
+    aside = _refuse_result_writes(store)
+    _ask_for_pictures(services, uid)
+    assert inprocess.drive() == 1  # the store refuses: the uid stays, for later
+    stored = task_store.get_task(services.db, uid)
+    assert stored is not None and stored.files_pending is FilesPending.WRITING
+    assert services.queue.holds([uid]) == {uid}
+    # while the store still refuses, the worker takes nothing, even a uid that is due:
+    # the outage does not use up the attempts
+    services.queue.release(uid)
+    assert inprocess.drive() == 0
+    stored = task_store.get_task(services.db, uid)
+    assert stored is not None and stored.files_attempts == 1 and stored.attempts == 1
+
+    _mend(store, aside)
+    services.queue.release(uid)
+    assert inprocess.drive() == 1
+
+    stored = task_store.get_task(services.db, uid)
+    assert stored is not None and stored.files_pending is None and stored.attempts == 1
+    assert stored.result_data == task["result_data"]  # a done task's result never changes
+    assert set(stored.result_data["timings"]) == {"read_ms", "decode_ms", "match_ms"}
+    for key in task["result_files"] + task["thumbnails"]:
+        answer = inprocess.client.get(f"/{key}")  # written: no wait
+        assert answer.status_code == 200, key
+        assert answer.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert services.queue.holds([uid]) == set()
 
 
-def test_a_store_fault_on_the_last_attempt_is_an_error_that_says_so(
+def test_pictures_the_store_never_takes_are_given_up_and_the_result_says_why(
     inprocess: InProcessService,
 ) -> None:
     services = inprocess.services
     store = _local_store(services)
     files, _ = _template_files()
     uid = inprocess.submit("template", files)["uid"]
+    assert inprocess.drive() == 1
     aside = _refuse_result_writes(store)
-    last_try = services.settings.model_copy(update={"max_attempts": 1})
-    worker = Worker(last_try, services.db, services.queue, store, in_process=True)
+    _ask_for_pictures(services, uid)
+    two_tries = services.settings.model_copy(update={"max_attempts": 2})
+    worker = Worker(two_tries, services.db, services.queue, store, in_process=True)
     try:
         assert worker.work(burst=True) == 1
     finally:
         _mend(store, aside)
 
     task = inprocess.task(uid)
-    assert task["status"] == "error"
-    assert task["error"] == (
-        "the file store refused a write (not a directory); gave up after 1 attempts"
+    assert task["status"] == "done" and task["error"] is None
+    assert task["result_data"]["files_error"] == (
+        "the file store refused a write (not a directory); gave up after 2 attempts"
     )
-    assert str(store.root) not in task["error"]
+    assert str(store.root) not in task["result_data"]["files_error"]
     assert services.queue.holds([uid]) == set()
+    stored = task_store.get_task(services.db, uid)
+    assert stored is not None and stored.files_pending is None
+    answer = inprocess.client.get(f"/results/{uid}/matches.png")  # not owed any more: no wait
+    assert answer.status_code == 404
 
 
 def test_burst_returns_once_the_queue_is_empty(inprocess: InProcessService) -> None:
@@ -275,7 +304,7 @@ def test_burst_raises_a_queue_that_cannot_be_reached(services: Services) -> None
     assert worker_store.alive_count(services.db, 60) == 0  # signed off all the same
 
 
-_DONE = re.compile(r"task (\S+) done in [\d.]+ s.*, process (\d+)$")
+_DONE = re.compile(r"task (\S+): files written after [\d.]+ s.*, process (\d+)$")
 
 
 @pytest.mark.parametrize("in_process", [False, True], ids=["child", "in-process"])

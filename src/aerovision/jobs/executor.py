@@ -22,6 +22,11 @@ elsewhere), so on Linux it asks the kernel for SIGKILL when its parent ends
 only for children forked by the main thread, which lives as long as the
 worker process (the worker forks from its main thread).
 
+A task function may answer in two parts (:class:`Staged`): the verdict, sent to
+the worker as soon as it is known, and the rest of the work (writing the task's
+pictures), done after it in the same child; the worker records the verdict at
+once and waits for the rest before it gives the child another task.
+
 Exceptions of the types in ``retry_on`` (a file store that refuses writes) are
 the service's fault, not the task's: the outcome is retryable and marked
 ``service_fault``, and the child stays in use. Messages never carry absolute
@@ -86,6 +91,17 @@ class Outcome:
     service_fault: bool = False
     peak_memory_mb: float | None = None  # the child's peak resident set during the task
     pid: int | None = None  # the process that ran the task
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A task function's answer in two parts: ``value`` (the verdict) is sent to the
+    worker at once; ``then()`` does the rest of the work in the same process and
+    returns what is reported after it (its outcome is the :class:`Outcome` of
+    :meth:`TaskProcess.run`). ``value`` is pickled, ``then`` never is."""
+
+    value: Any
+    then: Callable[[], Any]
 
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s'\"/:;,()\[\]{}<>]+/)*([^\s'\"/:;,()\[\]{}<>]+)")
@@ -193,6 +209,12 @@ def _child_main(
             return
         per_task_peak = _reset_peak()
         kind, payload, fit = run_one(fn, args, limits, retry_on)
+        if kind == "ok" and isinstance(payload, Staged):
+            try:
+                conn.send(("verdict", payload.value, os.getpid(), True))
+            except (BrokenPipeError, OSError):
+                return
+            kind, payload, fit = run_one(payload.then, (), limits, retry_on)
         served += 1
         memory = _memory_mb()
         peak_mb = memory.get("VmHWM") if per_task_peak else None
@@ -265,13 +287,16 @@ class TaskProcess:
         tick_every_s: float = 1.0,
         stopping: Callable[[], bool] = lambda: False,
         grace_s: float = 10.0,
+        on_verdict: Callable[[Any, int], None] = lambda value, pid: None,
     ) -> Outcome:
         """Run one task and return its :class:`Outcome`.
 
         ``fn`` raising :class:`InputError` or ``MemoryError`` gives an error outcome
         with a message for the user; any other exception is reported as an internal
         error. Once ``stopping()`` turns true the child gets ``grace_s`` more seconds,
-        then it is killed and the outcome is ``released``.
+        then it is killed and the outcome is ``released``. When ``fn`` answers with
+        :class:`Staged`, ``on_verdict`` gets its value (and the child's pid) as soon as
+        it arrives, and the outcome is that of its ``then()`` (same time limit).
         """
         self.start()
         assert self._conn is not None
@@ -294,6 +319,13 @@ class TaskProcess:
                     kind, payload, peak_mb, fit = conn.recv()
                 except (EOFError, OSError):  # the child died without a word
                     return self._death()
+                if kind == "verdict":  # peak_mb's place holds the child's pid
+                    try:
+                        on_verdict(payload, peak_mb)
+                    except BaseException:  # the child's next answer would be out of turn
+                        self._discard(kill=True)
+                        raise
+                    continue
                 if not fit:
                     self._discard(kill=False)
                 if kind == "ok":
@@ -363,12 +395,14 @@ def run_isolated(
     tick_every_s: float = 1.0,
     stopping: Callable[[], bool] = lambda: False,
     grace_s: float = 10.0,
+    on_verdict: Callable[[Any, int], None] = lambda value, pid: None,
 ) -> Outcome:
     """Run ``fn(*args)`` once in a fresh child (see :meth:`TaskProcess.run`)."""
     process = TaskProcess(fn, limits, tasks_per_process=1)
     try:
         return process.run(
-            args, tick=tick, tick_every_s=tick_every_s, stopping=stopping, grace_s=grace_s
+            args, tick=tick, tick_every_s=tick_every_s, stopping=stopping, grace_s=grace_s,
+            on_verdict=on_verdict,
         )
     finally:
         process.close(wait=False)

@@ -18,7 +18,7 @@ from aerovision.jobs.queue import AdminQueue
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store
 from aerovision.store.db import Database
-from aerovision.store.models import TaskStatus
+from aerovision.store.models import FilesPending, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,20 @@ def reap_once(
         return report
     for uid in queue.expired():
         task = task_store.get_task(db, uid)
+        if task is not None and task.files_pending is FilesPending.WRITING:  # done; files owed
+            made = task.files_attempts + 1  # the verdict's run was the first
+            if made < settings.max_attempts and queue.reclaim(uid):
+                report.requeued.append(uid)
+                log.warning("task %s: lease expired before its files; back in the queue", uid)
+            elif made >= settings.max_attempts:
+                task_store.files_written(
+                    db, uid, error=f"the worker writing them stopped responding; gave up after "
+                    f"{made} attempts",
+                )
+                queue.ack(uid)
+                log.error("task %s: its files were not written; gave up after %d attempts",
+                          uid, made)
+            continue
         if task is None or task.status.terminal:
             queue.ack(uid)
             continue

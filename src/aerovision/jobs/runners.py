@@ -2,18 +2,34 @@
 
 Runs inside the task's child process (see executor.py). The runner comes from
 the tool registry; this module gives it its inputs by name and a place for its
-result files. Inputs are read from
-the file store once and decoded at most once per kind (a chain's steps share
-them); pictures are written back to the store under the task's (or step's)
-results folder, and JSON-ready result data is returned. An input the store no
-longer has is the task's error (InputError, naming the key); a store that fails
-(StoreUnavailable) is not, and is left to the worker, which retries the task.
+result files. Inputs are read from the file store once and decoded at most once
+per kind (a chain's steps share them), and JSON-ready result data is returned.
+
+Pictures come after the verdict (:func:`run_staged`): a runner names its result
+pictures and how to draw them, and the input thumbnails are noted as inputs are
+decoded; the verdict (result data and the keys of every file) is answered first,
+and the drawing, encoding and writing happen after it in the same process. The
+task is ``done`` as soon as its verdict is recorded; a download of a picture not
+yet written waits for it (docs/decisions.md, "Pictures after the verdict").
+
+``result_data.timings`` says where the verdict's time went: ``read_ms`` (input
+files from the store), ``decode_ms``, ``match_ms`` (the tool's own work) and
+``store_ms`` (files a tool saved during its run). Result data does not change
+once the task is ``done`` (a webhook's body is the task), so the drawing
+(``render_ms``) and writing (``store_ms``) of files after the verdict are in the
+worker's log line for them, and in :func:`run_job`'s result. An input the store
+no longer has is the task's error (InputError, naming the key); a store that
+fails (StoreUnavailable) is not, and is left to the worker, which retries the task.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,11 +38,55 @@ from pydantic import ValidationError
 from aerovision.engine import imageio, ply, render, render3d
 from aerovision.engine.errors import InputError
 from aerovision.engine.template import match_template
+from aerovision.jobs.executor import Staged
 from aerovision.store.files import JPEG_EXTENSIONS, FileStore
 from aerovision.tools import TOOLS
 from aerovision.tools.spec import Inputs, Outputs, RunResult
 
+log = logging.getLogger(__name__)
+
 THUMBNAIL_LONG_SIDE = 256
+
+
+@dataclass
+class Stages:
+    """Milliseconds spent per stage of one task, and the files to write after its verdict."""
+
+    ms: dict[str, float] = field(default_factory=dict)
+    later: list[tuple[str, Callable[[], bytes], bool]] = field(default_factory=list)
+    """``(key, make, is_thumbnail)``: a file to make and write after the verdict."""
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.ms[stage] = self.ms.get(stage, 0.0) + elapsed
+
+    def write_later(self, store: FileStore, *, thumbnails_only: bool = False) -> dict[str, float]:
+        """Make and write the files noted for after the verdict (only the thumbnails
+        with ``thumbnails_only``); the timings of doing it."""
+        before = {stage: self.ms.get(stage, 0.0) for stage in ("render_ms", "store_ms")}
+        for key, make, is_thumbnail in self.later:
+            if thumbnails_only and not is_thumbnail:
+                continue
+            with self.timed("render_ms"):
+                data = make()
+            with self.timed("store_ms"):
+                store.write(key, data)
+        self.later.clear()
+        return {stage: round(self.ms[stage] - before[stage], 2) for stage in before}
+
+
+@dataclass(frozen=True)
+class Written:
+    """What writing a task's files after its verdict reports: the time it took, and
+    whether its pictures were left for a download to ask for."""
+
+    timings: dict[str, float]
+    left_pictures: bool = False
 
 
 @dataclass(frozen=True)
@@ -42,6 +102,9 @@ class Job:
     results_prefix: str  # "results/<uid>"
     max_image_pixels: int
     max_ply_points: int = 5_000_000
+    pictures: bool = True
+    """Write the result pictures after the verdict; False leaves them for the first
+    download to ask for (the tool's ``pictures_on_demand``): only thumbnails are written."""
 
 
 @dataclass
@@ -52,6 +115,7 @@ class StoreInputs:
 
     job: Job
     store: FileStore
+    stages: Stages = field(default_factory=Stages)
     _raw: dict[str, bytes] = field(default_factory=dict)
     _decoded: dict[str, list[Any] | InputError] = field(default_factory=dict)
 
@@ -66,7 +130,8 @@ class StoreInputs:
         key = self.job.input_files[self._index(name)]
         if key not in self._raw:
             try:
-                self._raw[key] = self.store.read(key)
+                with self.stages.timed("read_ms"):
+                    self._raw[key] = self.store.read(key)
             except FileNotFoundError:
                 raise InputError(
                     f"{name}: input file {key} is missing from the file store"
@@ -105,8 +170,10 @@ class StoreInputs:
             values: list[Any] = []
             problems: list[str] = []
             for index, name in enumerate(self.job.input_fields):
+                data = self.raw(name)
                 try:
-                    value = decode(self.raw(name))
+                    with self.stages.timed("decode_ms"):
+                        value = decode(data)
                 except InputError as exc:
                     message = str(exc)
                     problems.append(
@@ -116,7 +183,7 @@ class StoreInputs:
                 values.append(value)
                 if index < len(self.job.thumbnails):
                     key = self.job.thumbnails[index]
-                    self.store.write(key, thumbnail(value, key))
+                    self.stages.later.append((key, partial(thumbnail, value, key), True))
             self._decoded[kind] = InputError("; ".join(problems)) if problems else values
         decoded = self._decoded[kind]
         if isinstance(decoded, InputError):
@@ -151,10 +218,17 @@ class StoreOutputs:
 
     store: FileStore
     prefix: str
+    stages: Stages = field(default_factory=Stages)
 
     def save(self, name: str, data: bytes) -> str:
         key = f"{self.prefix}/{name}"
-        self.store.write(key, data)
+        with self.stages.timed("store_ms"):
+            self.store.write(key, data)
+        return key
+
+    def picture(self, name: str, draw: Callable[[], np.ndarray]) -> str:
+        key = f"{self.prefix}/{name}"
+        self.stages.later.append((key, lambda: imageio.encode_png(draw()), False))
         return key
 
     def cache_get(self, key: str) -> bytes | None:
@@ -167,7 +241,7 @@ class StoreOutputs:
         self.store.write(key, data)
 
     def within(self, folder: str) -> Outputs:
-        return StoreOutputs(self.store, f"{self.prefix}/{folder}")
+        return StoreOutputs(self.store, f"{self.prefix}/{folder}", self.stages)
 
 
 def _image_thumbnail(image: np.ndarray, key: str) -> bytes:
@@ -181,8 +255,14 @@ def _cloud_thumbnail(cloud: ply.PointCloud, _key: str) -> bytes:
     return imageio.encode_png(render3d.render_cloud_thumbnail(cloud, THUMBNAIL_LONG_SIDE))
 
 
-def run_job(job: Job, store: FileStore) -> RunResult:
-    """Run ``job`` and return its result; raises InputError for unusable input."""
+def run_staged(job: Job, store: FileStore) -> Staged | RunResult:
+    """Run ``job`` up to its verdict; raises InputError for unusable input.
+
+    Returns the :class:`RunResult` itself when there is nothing left to write, else
+    a :class:`Staged` whose ``then()`` writes the thumbnails and (with
+    ``job.pictures``) the pictures, and returns :class:`Written`. On an error the
+    thumbnails of the inputs that decoded are written before it is raised.
+    """
     tool = TOOLS.get(job.tool)
     if tool is None:
         raise InputError(f"the {job.tool} tool is not available on this server")
@@ -194,12 +274,60 @@ def run_job(job: Job, store: FileStore) -> RunResult:
             for error in exc.errors()
         )
         raise InputError(f"the task's params are not valid for {job.tool}: {problems}") from None
+    stages = Stages()
+    started = time.perf_counter()
     try:
-        return tool.run(params, StoreInputs(job, store), StoreOutputs(store, job.results_prefix))
+        result = tool.run(
+            params, StoreInputs(job, store, stages), StoreOutputs(store, job.results_prefix, stages)
+        )
+    except Exception as exc:
+        _write_thumbnails(stages, store, job.uid)
+        if _is_opencv_out_of_memory(exc):
+            raise MemoryError(str(exc)) from exc
+        raise
+    total = (time.perf_counter() - started) * 1000
+    spent = {stage: stages.ms.get(stage, 0.0) for stage in ("read_ms", "decode_ms", "store_ms")}
+    timings = {**spent, "match_ms": total - sum(spent.values())}
+    if not timings["store_ms"]:
+        del timings["store_ms"]
+    own = result.result_data.get("timings")
+    result.result_data["timings"] = {
+        **{stage: round(ms, 2) for stage, ms in timings.items()},
+        **(own if isinstance(own, dict) else {}),  # a tool's own stages keep their names
+    }
+    if not stages.later:
+        return result
+    return Staged(result, lambda: _write_later(stages, store, pictures=job.pictures))
+
+
+def _write_later(stages: Stages, store: FileStore, *, pictures: bool) -> Written:
+    left = not pictures and any(not is_thumbnail for _, _, is_thumbnail in stages.later)
+    try:
+        return Written(stages.write_later(store, thumbnails_only=not pictures), left)
     except Exception as exc:
         if _is_opencv_out_of_memory(exc):
             raise MemoryError(str(exc)) from exc
         raise
+
+
+def _write_thumbnails(stages: Stages, store: FileStore, uid: str) -> None:
+    """The thumbnails of a task that failed (best effort: the error is what matters)."""
+    try:
+        stages.write_later(store, thumbnails_only=True)
+    except Exception:
+        log.warning("task %s: its thumbnails could not be written", uid, exc_info=True)
+
+
+def run_job(job: Job, store: FileStore) -> RunResult:
+    """Run ``job`` to its end, pictures written, and return its result (InputError for
+    unusable input); ``result_data.timings`` has every stage."""
+    answer = run_staged(job, store)
+    if isinstance(answer, RunResult):
+        return answer
+    result: RunResult = answer.value
+    written: Written = answer.then()
+    result.result_data["timings"].update(written.timings)
+    return result
 
 
 def _is_opencv_out_of_memory(exc: Exception) -> bool:

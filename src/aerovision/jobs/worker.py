@@ -1,5 +1,15 @@
 """The worker loop: claim a uid, run its task isolated, record the outcome, repeat.
 
+A task answers in two parts (:class:`~aerovision.jobs.executor.Staged`): its
+verdict is recorded as soon as it arrives (the task is ``done``, its files marked
+``writing``), then the worker waits while the same process writes the thumbnails
+(and the pictures of a tool that is not ``pictures_on_demand``), and marks them
+written, or the pictures ``on_request``. The first download of such a picture
+marks them ``writing`` and puts the uid at the front of the queue: a claim of a
+``done`` task whose files are ``writing`` runs it again for its files alone. If
+the process writing files dies, the uid stays in the queue (it is acked only
+after the files) and is claimed again the same way.
+
 A task that fails because the file store refused a write (read-only, full,
 unreachable) is the service's fault: it goes back to the queue with a backoff
 (bounded by AEROVISION_MAX_ATTEMPTS), and this worker takes no new task until
@@ -27,15 +37,22 @@ from functools import partial
 from typing import Any, Protocol
 
 from aerovision.config import Settings
-from aerovision.jobs.executor import Limits, Outcome, TaskProcess, run_one, without_paths
+from aerovision.jobs.executor import (
+    Limits,
+    Outcome,
+    Staged,
+    TaskProcess,
+    run_one,
+    without_paths,
+)
 from aerovision.jobs.queue import WorkQueue
-from aerovision.jobs.runners import Job, run_job
+from aerovision.jobs.runners import Job, Written, run_staged
 from aerovision.observability import REQUEST_ID
 from aerovision.store import tasks as task_store
 from aerovision.store import workers as worker_store
 from aerovision.store.db import Database
 from aerovision.store.files import FileStore, StoreUnavailable
-from aerovision.store.models import TaskStatus
+from aerovision.store.models import FilesPending, TaskStatus
 from aerovision.tools import TOOLS
 from aerovision.tools.spec import RunResult
 
@@ -62,6 +79,18 @@ def retry_delay(attempts: int) -> float:
     return float(min(RETRY_DELAY_MAX_S, RETRY_DELAY_S * 2 ** max(0, attempts - 1)))
 
 
+def _memory_note(outcome: Outcome) -> str:
+    """", peak memory 52 MB, process 1234": what the log says of the process that ran it."""
+    note = (
+        f", peak memory {outcome.peak_memory_mb:.0f} MB"
+        if outcome.peak_memory_mb is not None
+        else ""
+    )
+    if outcome.pid is not None:
+        note += f", process {outcome.pid}"
+    return note
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
@@ -80,6 +109,7 @@ class Executor(Protocol):
         tick_every_s: float,
         stopping: Callable[[], bool],
         grace_s: float,
+        on_verdict: Callable[[Any, int], None],
     ) -> Outcome: ...
 
     def close(self) -> None: ...
@@ -112,8 +142,12 @@ class InProcess:
         tick_every_s: float = 1.0,
         stopping: Callable[[], bool] = lambda: False,
         grace_s: float = 0.0,
+        on_verdict: Callable[[Any, int], None] = lambda value, pid: None,
     ) -> Outcome:
         kind, payload, _fit = run_one(self.fn, args, self.limits, self.retry_on)
+        if kind == "ok" and isinstance(payload, Staged):
+            on_verdict(payload.value, os.getpid())
+            kind, payload, _fit = run_one(payload.then, (), self.limits, self.retry_on)
         if kind == "ok":
             return Outcome(ok=True, value=payload, pid=os.getpid())
         fault = kind == "retry"
@@ -149,7 +183,7 @@ class Worker:
     def task_process(self) -> Executor:
         """What runs this worker's tasks: a child (forked on first use), or this process."""
         if self._tasks is None:
-            run = partial(run_job, store=self.store)
+            run = partial(run_staged, store=self.store)
             limits = Limits(memory_mb=self.settings.task_memory_mb,
                             timeout_s=self.settings.task_timeout_s)
             retry_on: tuple[type[Exception], ...] = (StoreUnavailable,)
@@ -232,33 +266,96 @@ class Worker:
 
     def _process(self, uid: str) -> None:
         task = task_store.start_attempt(self.db, uid, self.id)
-        if task is None:  # unknown or already finished: a duplicate delivery
+        pictures_only = False
+        if task is None:  # finished: its pictures may still be owed, else a duplicate
+            task = task_store.start_pictures(self.db, uid, self.id)
+            pictures_only = task is not None
+        if task is None:
             self.queue.ack(uid)
             return
         self._current = uid
         REQUEST_ID.set(task.request_id)
-        log.info("task %s (%s) started, attempt %d", uid, task.tool, task.attempts)
+        if pictures_only:
+            log.info("task %s (%s): writing its files, attempt %d",
+                     uid, task.tool, task.files_attempts + 1)
+        else:
+            log.info("task %s (%s) started, attempt %d", uid, task.tool, task.attempts)
+        tool = TOOLS.get(task.tool)
         job = Job(
             uid=task.uid,
             tool=task.tool,
             params=task.params,
-            input_fields=TOOLS[task.tool].input_names if task.tool in TOOLS else (),
+            input_fields=tool.input_names if tool is not None else (),
             input_files=tuple(task.input_files),
             thumbnails=tuple(task.thumbnails),
             results_prefix=f"results/{task.uid}",
             max_image_pixels=self.settings.max_image_pixels,
             max_ply_points=self.settings.max_ply_points,
+            pictures=pictures_only or tool is None or not tool.pictures_on_demand,
         )
         started = time.monotonic()
+        verdict_at: list[float] = []
+
+        def on_verdict(result: RunResult, pid: int) -> None:
+            verdict_at.append(time.monotonic())
+            if not pictures_only:
+                self._record_done(uid, result, verdict_at[0] - started,
+                                  files_pending=FilesPending.WRITING, memory=f", process {pid}")
+
         outcome = self.task_process.run(
             (job,),
             tick=lambda: self._tick(uid),
             tick_every_s=min(1.0, self.settings.lease_s / 3),
             stopping=lambda: self.stop_requested,
             grace_s=self.settings.shutdown_grace_s,
+            on_verdict=on_verdict,
         )
         elapsed = time.monotonic() - started
-        self._record(task.uid, task.attempts, outcome, elapsed)
+        if verdict_at or pictures_only:  # the verdict's run is the first to write files
+            self._record_pictures(uid, task.files_attempts + 1, outcome, elapsed)
+        else:
+            self._record(task.uid, task.attempts, outcome, elapsed)
+
+    def _record_done(
+        self, uid: str, result: RunResult, elapsed: float, *,
+        files_pending: FilesPending | None, memory: str = "",
+    ) -> None:
+        task_store.finish_task(
+            self.db,
+            uid,
+            status=TaskStatus.DONE,
+            result_files=result.result_files,
+            result_data=result.result_data,
+            files_pending=files_pending,
+        )
+        log.info("task %s done in %.3f s%s", uid, elapsed, memory)
+
+    def _record_pictures(self, uid: str, attempts: int, outcome: Outcome, elapsed: float) -> None:
+        """After a verdict: the pictures are written, or the uid goes back for another
+        try (the process died, the store failed), or they are given up on."""
+        memory = _memory_note(outcome)
+        if outcome.ok:
+            written = outcome.value if isinstance(outcome.value, Written) else Written({})
+            left = FilesPending.ON_REQUEST if written.left_pictures else None
+            task_store.files_written(self.db, uid, left=left)
+            spent = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in written.timings.items())
+            log.info("task %s: files written after %.3f s (%s)%s", uid, elapsed, spent, memory)
+        elif (outcome.retryable or outcome.released) and attempts < self.settings.max_attempts:
+            if outcome.service_fault:
+                self._store_down = True
+            self.queue.release(uid, delay_s=0.0 if outcome.released else retry_delay(attempts))
+            log.warning("task %s: its files were not written (%s); trying again",
+                        uid, outcome.error)
+            return
+        else:
+            if outcome.service_fault:
+                self._store_down = True
+            error = without_paths(outcome.error or "unknown error")
+            if outcome.retryable:
+                error = f"{error}; gave up after {attempts} attempts"
+            task_store.files_written(self.db, uid, error=error)
+            log.error("task %s: its files could not be written: %s%s", uid, error, memory)
+        self.queue.ack(uid)
 
     def _record(self, uid: str, attempts: int, outcome: Outcome, elapsed: float) -> None:
         if outcome.released:
@@ -266,23 +363,9 @@ class Worker:
             self.queue.release(uid)
             log.info("task %s given back to the queue (worker stopping)", uid)
             return
-        memory = (
-            f", peak memory {outcome.peak_memory_mb:.0f} MB"
-            if outcome.peak_memory_mb is not None
-            else ""
-        )
-        if outcome.pid is not None:
-            memory += f", process {outcome.pid}"
+        memory = _memory_note(outcome)
         if outcome.ok:
-            result: RunResult = outcome.value
-            task_store.finish_task(
-                self.db,
-                uid,
-                status=TaskStatus.DONE,
-                result_files=result.result_files,
-                result_data=result.result_data,
-            )
-            log.info("task %s done in %.3f s%s", uid, elapsed, memory)
+            self._record_done(uid, outcome.value, elapsed, files_pending=None, memory=memory)
         elif outcome.retryable and attempts < self.settings.max_attempts:
             if outcome.service_fault:
                 self._store_down = True

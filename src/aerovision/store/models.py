@@ -28,6 +28,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+class FilesPending(str, Enum):
+    """Why a ``done`` task's listed files may not be in the store yet (``None``: all are)."""
+
+    WRITING = "writing"  # a worker is writing them, or they were asked for
+    ON_REQUEST = "on_request"  # its pictures are made when first downloaded
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
@@ -52,6 +59,11 @@ class TaskRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    files_pending: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """Files a ``done`` task lists that are not written yet: ``writing`` (being
+    written, or asked for) or ``on_request`` (pictures made when first downloaded)."""
+    files_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Runs that were to write its files after its verdict (bounded like ``attempts``)."""
 
 
 class SettingsRow(Base):

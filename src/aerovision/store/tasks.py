@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, func, insert, select, update
 
 from aerovision.store.db import Database
-from aerovision.store.models import TaskRow, TaskStatus, utcnow
+from aerovision.store.models import FilesPending, TaskRow, TaskStatus, utcnow
 from aerovision.store.webhooks import add_deliveries
 
 _TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
@@ -31,6 +31,13 @@ _START = (
 )
 _CREATE = insert(_TASKS)
 _FINISH = update(_TASKS).where(_TASKS.c.uid == bindparam("task_uid"), _UNFINISHED)
+_WRITING = _TASKS.c.files_pending == FilesPending.WRITING.value
+_START_PICTURES = (
+    update(_TASKS)
+    .where(_TASKS.c.uid == bindparam("task_uid"), _WRITING)
+    .values(files_attempts=_TASKS.c.files_attempts + 1, worker_id=bindparam("by"))
+    .returning(*_TASKS.c)
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,10 @@ class Task:
     error: str | None
     attempts: int
     request_id: str | None = None
+    files_pending: FilesPending | None = None
+    """Files the ``done`` task lists that are not written yet, and why."""
+    files_attempts: int = 0
+    """Runs that were to write its files after its verdict."""
 
     @classmethod
     def from_row(cls, row: Any) -> Task:
@@ -68,6 +79,8 @@ class Task:
             error=row.error,
             attempts=row.attempts,
             request_id=row.request_id,
+            files_pending=FilesPending(row.files_pending) if row.files_pending else None,
+            files_attempts=row.files_attempts,
         )
 
 
@@ -137,11 +150,14 @@ def finish_task(
     result_files: list[str] | None = None,
     result_data: dict[str, Any] | None = None,
     error: str | None = None,
+    files_pending: FilesPending | None = None,
 ) -> bool:
     """End a task as ``done`` or ``error``; False if it had already ended.
 
-    In the same transaction every registered webhook gets a pending delivery
-    (the outbox), so a task never ends without its notifications.
+    ``files_pending``: the task is ``done`` but files it lists are still to be
+    written (:func:`files_written` says when they are). In the same transaction
+    every registered webhook gets a pending delivery (the outbox), so a task
+    never ends without its notifications.
     """
     assert status.terminal
     now = utcnow()
@@ -151,6 +167,7 @@ def finish_task(
         "finished_at": now,
         "error": error,
         "worker_id": None,
+        "files_pending": files_pending.value if files_pending else None,
     }
     if result_files is not None:
         values["result_files"] = result_files
@@ -161,6 +178,43 @@ def finish_task(
             return False
         add_deliveries(conn, uid, status.value, now)
         return True
+
+
+def start_pictures(db: Database, uid: str, worker_id: str) -> Task | None:
+    """Claim the writing of a ``done`` task's files (asked for by a download, or left
+    by a process that died): counts a files attempt; None when nothing is to be written."""
+    with db.transaction() as conn:
+        row = conn.execute(_START_PICTURES, {"task_uid": uid, "by": worker_id}).first()
+        return Task.from_row(row) if row is not None else None
+
+
+def files_written(
+    db: Database, uid: str, *, left: FilesPending | None = None, error: str | None = None
+) -> None:
+    """The task's files are written, but for ``left`` (pictures made on request); or
+    they were given up on, and ``result_data.files_error`` says why (the only change
+    ever made to a ``done`` task's result data)."""
+    with db.write() as session:
+        row = session.scalar(select(TaskRow).where(TaskRow.uid == uid).with_for_update())
+        if row is None:
+            return
+        row.files_pending = left.value if left else None
+        row.worker_id = None
+        if error is not None:
+            row.result_data = {**dict(row.result_data), "files_error": error}
+
+
+def ask_for_files(db: Database, uid: str) -> bool:
+    """A download wants the pictures of a task that makes them on request: True if
+    this call asked (the caller enqueues the uid), False if they were asked already."""
+    with db.transaction() as conn:
+        asked = conn.execute(
+            update(_TASKS)
+            .where(_TASKS.c.uid == uid,
+                   _TASKS.c.files_pending == FilesPending.ON_REQUEST.value)
+            .values(files_pending=FilesPending.WRITING.value)  # the task's JSON is unchanged
+        )
+        return bool(asked.rowcount)
 
 
 def return_to_queue(db: Database, uid: str, *, uncount_attempt: bool = False) -> bool:
@@ -186,12 +240,16 @@ def return_to_queue(db: Database, uid: str, *, uncount_attempt: bool = False) ->
 
 
 def unfinished_since(db: Database, older_than_s: float, limit: int = 500) -> list[Task]:
-    """Unfinished tasks not touched for ``older_than_s`` seconds (oldest first)."""
+    """Tasks not touched for ``older_than_s`` seconds (oldest first) that the queue
+    must hold: unfinished ones, and ``done`` ones whose files are being written."""
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     with db.read() as session:
         rows = session.scalars(
             select(TaskRow)
-            .where(TaskRow.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value]))
+            .where(
+                TaskRow.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value])
+                | (TaskRow.files_pending == FilesPending.WRITING.value)
+            )
             .where(TaskRow.updated_at < cutoff)
             .order_by(TaskRow.id)
             .limit(limit)

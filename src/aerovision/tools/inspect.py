@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from aerovision.engine import imageio
 from aerovision.engine.inspect import histogram_picture, inspect_image
 from aerovision.tools import spec
 
@@ -15,7 +14,7 @@ class InspectParams(spec.ToolParams):
 
 def run(params: InspectParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.RunResult:
     result = inspect_image(inputs.image("image"), bins=params.bins)
-    picture = out.save("histogram.png", imageio.encode_png(histogram_picture(result)))
+    picture = out.picture("histogram.png", lambda: histogram_picture(result))
     return spec.RunResult([picture], result.summary())
 
 

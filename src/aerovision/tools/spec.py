@@ -140,7 +140,13 @@ class Outputs(Protocol):
     """Where a runner puts what it makes: result files, and a content-addressed cache."""
 
     def save(self, name: str, data: bytes) -> str:
-        """Store a result file under the task's results folder; returns its key."""
+        """Store a result file under the task's results folder now; returns its key."""
+        ...
+
+    def picture(self, name: str, draw: Callable[[], np.ndarray]) -> str:
+        """A result picture under the task's results folder, returned as its key at
+        once: ``draw()`` makes it (an image array, written as PNG) after the task's
+        verdict, so drawing and encoding never delay ``done``."""
         ...
 
     def cache_get(self, key: str) -> bytes | None: ...
@@ -204,6 +210,11 @@ class Tool(Generic[P]):
     presets: tuple[Preset, ...] = ()
     has_settings: bool = True
     """``GET``/``PUT /api/v1/settings/<name>`` exist and requests merge over them."""
+    pictures_on_demand: bool = True
+    """Its result pictures are drawn when first downloaded (the task run again for
+    them), not after every task: drawing and encoding full-size PNGs costs more than
+    matching (docs/decisions.md, "Pictures on request"). False for a tool whose run
+    costs far more than its pictures (surface): they are written after its verdict."""
     chainable: bool = True
     """May be a step of a chain (its inputs are the chain's two inputs, in order)."""
     form: type[BaseModel] | None = None

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
-from aerovision.engine import imageio, render3d, surface
+from aerovision.engine import render3d, surface
 from aerovision.engine.errors import InputError
 from aerovision.tools import spec
 
@@ -73,10 +73,12 @@ def run(params: SurfaceParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.R
     model, cache_hit = trained_model(inputs, out, values)
     matching = {k: v for k, v in values.items() if k not in surface.TRAINING_PARAMS}
     result = surface.match_surface(model, scene, rng=SEED, **matching)
-    picture = render3d.render_alignment(model_cloud, scene, result.pose)
+    picture = out.picture(
+        "alignment.png", lambda: render3d.render_alignment(model_cloud, scene, result.pose)
+    )
     data = result.summary()
     data["model_cache_hit"] = cache_hit
-    return spec.RunResult([out.save("alignment.png", imageio.encode_png(picture))], data)
+    return spec.RunResult([picture], data)
 
 
 TOOL = spec.Tool(
@@ -99,6 +101,7 @@ TOOL = spec.Tool(
             "scene_file", "cloud", "3D scene (.ply with normals nx, ny, nz): where to look."
         ),
     ),
+    pictures_on_demand=False,  # a run takes seconds; its picture, milliseconds
     params=SurfaceParams,
     run=run,
     found_when={"poses": spec.Found("poses_found")},

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from aerovision.engine import imageio, render
+from aerovision.engine import render
 from aerovision.engine.template import match_template
 from aerovision.tools import spec
 
@@ -43,11 +43,11 @@ class TemplateParams(spec.ToolParams):
 def run(params: TemplateParams, inputs: spec.Inputs, out: spec.Outputs) -> spec.RunResult:
     image, template = inputs.image("image"), inputs.image("template")
     result = match_template(image, template, **params.model_dump())
-    matches = out.save(
-        "matches.png", imageio.encode_png(render.draw_matches(image, result.matches))
+    matches = out.picture("matches.png", lambda: render.draw_matches(image, result.matches))
+    heatmap = out.picture(
+        "heatmap.png",
+        lambda: render.heatmap_image(result.score_map, image.shape, template.shape),
     )
-    heat = render.heatmap_image(result.score_map, image.shape, template.shape)
-    heatmap = out.save("heatmap.png", imageio.encode_png(heat))
     return spec.RunResult([matches, heatmap], result.summary())
 
 

@@ -1,7 +1,15 @@
-"""GET /uploads/…, /thumbnails/…, /results/…: the files tasks list."""
+"""GET /uploads/…, /thumbnails/…, /results/…: the files tasks list.
+
+A task is ``done`` before its thumbnails are written (after its verdict), and
+most tools' pictures are drawn only when first downloaded: a download of a file
+its ``done`` task lists but that is not written yet asks for it if needed (the
+task's uid goes to the front of the queue, and a worker runs it again for its
+files) and waits for it, up to :data:`PENDING_WAIT_S`.
+"""
 
 from __future__ import annotations
 
+import time
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Response
@@ -9,7 +17,19 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message
+from aerovision.api.services import Services
+from aerovision.store import tasks as task_store
 from aerovision.store.files import PUBLIC_AREAS, BadKey
+from aerovision.store.models import FilesPending
+
+PENDING_WAIT_S = 30.0
+"""Longest a download waits for a picture its ``done`` task is still writing; then 503."""
+
+PENDING_POLL_S = 0.005
+"""How often a waiting download looks for the file."""
+
+PENDING_RECHECK_S = 0.1
+"""How often it asks the database whether the task still owes the file."""
 
 router = APIRouter(tags=["files"])
 
@@ -45,17 +65,69 @@ def _headers(key: str) -> tuple[str, dict[str, str]]:
     return DOWNLOAD_TYPE, {**HEADERS, "Content-Disposition": disposition}
 
 
+def _owed(key: str, services: Services) -> bool:
+    """True when a ``done`` task lists ``key`` and its files are being written;
+    pictures made on request are asked for here."""
+    area, _, rest = key.partition("/")
+    if area not in ("results", "thumbnails") or "/" not in rest:
+        return False
+    task = task_store.get_task(services.db, rest.split("/", 1)[0])
+    if task is None or task.files_pending is None:
+        return False
+    if key not in task.thumbnails and key not in task.result_files:
+        return False
+    if task.files_pending is FilesPending.ON_REQUEST and task_store.ask_for_files(
+        services.db, task.uid
+    ):
+        services.queue.enqueue(task.uid, first=True)
+    return True
+
+
+def _wait_for(key: str, services: Services) -> bool:
+    """Wait while ``key``'s ``done`` task still owes it: True once it is in the store,
+    False if it is not owed (any more); 503 after PENDING_WAIT_S."""
+    if not _owed(key, services):
+        return False
+    deadline = time.monotonic() + PENDING_WAIT_S
+    recheck = time.monotonic() + PENDING_RECHECK_S
+    while time.monotonic() < deadline:
+        time.sleep(PENDING_POLL_S)
+        if services.store.exists(key):
+            return True
+        if time.monotonic() >= recheck:
+            if not _owed(key, services):
+                return services.store.exists(key)
+            recheck = time.monotonic() + PENDING_RECHECK_S
+    raise HTTPException(
+        status_code=503,
+        detail="the file is still being written; try again",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _serve(area: str, path: str, services: ServicesDep) -> Response:
     key = f"{area}/{path}"
-    media_type, headers = _headers(key)
     try:
-        local = services.store.local_path(key)
-        if local is not None:
-            return FileResponse(local, media_type=media_type, headers=headers)
-        size = services.store.size(key)
-        chunks = services.store.stream(key)
+        return _answer(key, services)
+    except BadKey:
+        raise HTTPException(status_code=404, detail="File not found") from None
+    except (FileNotFoundError, NotADirectoryError):
+        if not _wait_for(key, services):
+            raise HTTPException(status_code=404, detail="File not found") from None
+    try:
+        return _answer(key, services)
     except (BadKey, FileNotFoundError, NotADirectoryError):
         raise HTTPException(status_code=404, detail="File not found") from None
+
+
+def _answer(key: str, services: Services) -> Response:
+    """The stored file ``key`` (FileNotFoundError when there is none)."""
+    media_type, headers = _headers(key)
+    local = services.store.local_path(key)
+    if local is not None:
+        return FileResponse(local, media_type=media_type, headers=headers)
+    size = services.store.size(key)
+    chunks = services.store.stream(key)
     return StreamingResponse(
         chunks, media_type=media_type, headers={**headers, "Content-Length": str(size)}
     )
