@@ -28,9 +28,12 @@ class TaskOut(BaseModel):
     input_files: list[str] = Field(description="Uploaded inputs, downloadable at GET /<path>.")
     thumbnails: list[str] = Field(
         description="Input thumbnails (long side 256 px), downloadable at GET /<path> once "
-        "the task has started."
+        "the task is done."
     )
-    result_files: list[str] = Field(description="Result pictures, downloadable at GET /<path>.")
+    result_files: list[str] = Field(
+        description="Result pictures, downloadable at GET /<path> once the task is done "
+        "(the first download of one may wait while it is drawn)."
+    )
     result_data: dict[str, Any] = Field(description="The tool's JSON result; {} until done.")
     error: str | None = Field(description="What went wrong, when status is error.")
 

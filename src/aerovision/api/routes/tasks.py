@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
 
+from aerovision import wire
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message, TaskList, TaskOut
 from aerovision.store import tasks as task_store
@@ -26,9 +28,13 @@ def list_tasks(
     return TaskList(total=total, tasks=[TaskOut.from_task(t) for t in tasks])
 
 
-@router.get("/{uid}", summary="One task", responses={404: {"model": Message}})
-def get_task(uid: str, services: ServicesDep) -> TaskOut:
+@router.get(
+    "/{uid}", summary="One task", response_model=TaskOut, responses={404: {"model": Message}}
+)
+def get_task(uid: str, services: ServicesDep) -> Response:
+    """The task, as clients poll it until ``done``: written straight from the stored
+    row (the same JSON as TaskOut, without validating it again on every poll)."""
     task = task_store.get_task(services.db, uid)
     if task is None:
         raise HTTPException(status_code=404, detail="Task not found")
-    return TaskOut.from_task(task)
+    return JSONResponse(wire.task_json(task))
