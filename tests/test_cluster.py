@@ -161,7 +161,7 @@ def test_kill_a_worker_and_flush_redis_mid_run(cluster_env: dict[str, str], tmp_
             assert task["status"] == "done", task
             assert _found(task) == expected[uid], uid
             for path in task["result_files"]:
-                assert requests.get(f"{base}/{path}", timeout=10).status_code == 200
+                assert requests.get(f"{base}/{path}", timeout=60).status_code == 200
 
         # every end was notified at least once; duplicates carry the same body
         receiver.wait_for(TASKS, 60)

@@ -50,7 +50,7 @@ def test_jpeg_inputs_keep_their_type(server: ServeProcess) -> None:
     task = server.wait_task(response.json()["uid"])
     assert task["status"] == "done"
     for path in task["input_files"] + task["thumbnails"]:
-        got = requests.get(server.url(f"/{path}"), timeout=10)
+        got = requests.get(server.url(f"/{path}"), timeout=60)
         assert got.status_code == 200
         assert got.headers["content-type"] == "image/jpeg"
     thumb = requests.get(server.url(f"/{task['thumbnails'][0]}"), timeout=10).content
@@ -95,7 +95,7 @@ def test_an_upload_never_comes_back_as_a_page(server: ServeProcess, name: str) -
     """Whatever the client named it, an upload is served as an image type from the
     allow-list or as an octet-stream attachment, never as HTML, script or SVG."""
     path, polyglot = upload_polyglot(server, name, "fetch('/api/v1/tasks')")
-    got = requests.get(server.url(f"/{path}"), timeout=10)
+    got = requests.get(server.url(f"/{path}"), timeout=60)
     assert got.status_code == 200
     assert got.content == polyglot
     assert got.headers["content-type"] == "application/octet-stream"

@@ -120,7 +120,7 @@ def _assert_located(task: dict[str, Any], server: ServeProcess, detector: str = 
     error = np.linalg.norm(np.array(data["corners"]) - truth, axis=1).mean()
     assert error < 5.0, error
     assert task["result_files"] == [f"results/{task['uid']}/matches.png"]
-    picture = requests.get(server.url(f"/{task['result_files'][0]}"), timeout=10)
+    picture = requests.get(server.url(f"/{task['result_files'][0]}"), timeout=60)
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
 
 

@@ -98,7 +98,7 @@ def _assert_solved(task: dict[str, Any], workdir: Path, server: ServeProcess) ->
     assert task["result_files"] == [f"results/{uid}/alignment.png"]
     assert task["thumbnails"] == [f"thumbnails/{uid}/model.png", f"thumbnails/{uid}/scene.png"]
     for path in task["result_files"] + task["thumbnails"]:
-        response = requests.get(server.url(f"/{path}"), timeout=10)
+        response = requests.get(server.url(f"/{path}"), timeout=60)
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
 
 

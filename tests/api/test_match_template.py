@@ -77,7 +77,7 @@ def _assert_done(task: dict[str, Any], server: ServeProcess) -> None:
         assert all(isinstance(match[k], int) for k in "xywh")
         assert isinstance(match["score"], float) and 0.0 <= match["score"] <= 1.0
     for path in task["result_files"] + task["thumbnails"] + task["input_files"]:
-        response = requests.get(server.url(f"/{path}"), timeout=10)
+        response = requests.get(server.url(f"/{path}"), timeout=60)
         assert response.status_code == 200, path
         assert response.headers["content-type"] == "image/png"
         assert cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED) is not None

@@ -108,7 +108,7 @@ def test_inspect_describes_a_photograph(server: ServeProcess) -> None:
         assert (stats["min"], stats["max"]) == (int(plane.min()), int(plane.max()))
         assert len(stats["histogram"]) == 16 and sum(stats["histogram"]) == width * height
     assert soft["sharpness"] < sharp["sharpness"] / 5
-    histogram = requests.get(server.url(f"/{task['result_files'][0]}"), timeout=10)
+    histogram = requests.get(server.url(f"/{task['result_files'][0]}"), timeout=60)
     assert histogram.headers["content-type"] == "image/png"
     decoded = cv2.imdecode(np.frombuffer(histogram.content, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (200, 512, 3)
