@@ -44,7 +44,7 @@ export function curlFor(task, tool) {
 }
 
 function thumbnails(task, tool) {
-  const started = task.status !== "queued";
+  const ended = TERMINAL.has(task.status); // thumbnails are written right after the verdict
   return h("div", { class: "thumbs" }, (task.input_files || []).map((path, i) => {
     const thumb = task.thumbnails?.[i];
     const name = basename(path);
@@ -52,8 +52,8 @@ function thumbnails(task, tool) {
     const label = inputName(tool, i) ? labelOf(inputName(tool, i), { description: input?.help }) : `Input ${i + 1}`;
     const figure = h("figure", { class: "thumb" });
     const placeholder = () => h("div", { class: "thumb-missing" },
-      started ? "No preview" : "Preview when the task starts");
-    if (thumb && started) {
+      ended ? "No preview" : "Preview when the task is done");
+    if (thumb && ended) {
       const img = h("img", { src: fileUrl(thumb), alt: `Thumbnail of ${name}`, loading: "lazy" });
       img.addEventListener("error", () => img.replaceWith(placeholder()));
       figure.append(img);
