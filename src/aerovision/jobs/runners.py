@@ -277,13 +277,13 @@ def run_staged(job: Job, store: FileStore) -> Staged | RunResult:
     stages = Stages()
     started = time.perf_counter()
     try:
-        result = tool.run(
-            params, StoreInputs(job, store, stages), StoreOutputs(store, job.results_prefix, stages)
-        )
-    except Exception as exc:
+        with _opencv_memory():
+            result = tool.run(
+                params, StoreInputs(job, store, stages),
+                StoreOutputs(store, job.results_prefix, stages),
+            )
+    except Exception:
         _write_thumbnails(stages, store, job.uid)
-        if _is_opencv_out_of_memory(exc):
-            raise MemoryError(str(exc)) from exc
         raise
     total = (time.perf_counter() - started) * 1000
     spent = {stage: stages.ms.get(stage, 0.0) for stage in ("read_ms", "decode_ms", "store_ms")}
@@ -302,12 +302,8 @@ def run_staged(job: Job, store: FileStore) -> Staged | RunResult:
 
 def _write_later(stages: Stages, store: FileStore, *, pictures: bool) -> Written:
     left = not pictures and any(not is_thumbnail for _, _, is_thumbnail in stages.later)
-    try:
+    with _opencv_memory():
         return Written(stages.write_later(store, thumbnails_only=not pictures), left)
-    except Exception as exc:
-        if _is_opencv_out_of_memory(exc):
-            raise MemoryError(str(exc)) from exc
-        raise
 
 
 def _write_thumbnails(stages: Stages, store: FileStore, uid: str) -> None:
@@ -330,12 +326,17 @@ def run_job(job: Job, store: FileStore) -> RunResult:
     return result
 
 
-def _is_opencv_out_of_memory(exc: Exception) -> bool:
+@contextmanager
+def _opencv_memory() -> Iterator[None]:
+    """OpenCV running out of memory raised as MemoryError (the task's memory limit)."""
     import cv2
 
-    return isinstance(exc, cv2.error) and (
-        "Insufficient memory" in str(exc) or "Failed to allocate" in str(exc)
-    )
+    try:
+        yield
+    except cv2.error as exc:
+        if "Insufficient memory" in str(exc) or "Failed to allocate" in str(exc):
+            raise MemoryError(str(exc)) from exc
+        raise
 
 
 def warm_up() -> None:

@@ -79,6 +79,12 @@ def retry_delay(attempts: int) -> float:
     return float(min(RETRY_DELAY_MAX_S, RETRY_DELAY_S * 2 ** max(0, attempts - 1)))
 
 
+def _final_error(outcome: Outcome, attempts: int) -> str:
+    """What a failed outcome that is not tried again says (no server paths)."""
+    error = without_paths(outcome.error or "unknown error")
+    return f"{error}; gave up after {attempts} attempts" if outcome.retryable else error
+
+
 def _memory_note(outcome: Outcome) -> str:
     """", peak memory 52 MB, process 1234": what the log says of the process that ran it."""
     note = (
@@ -334,6 +340,7 @@ class Worker:
         """After a verdict: the pictures are written, or the uid goes back for another
         try (the process died, the store failed), or they are given up on."""
         memory = _memory_note(outcome)
+        self._store_down |= outcome.service_fault
         if outcome.ok:
             written = outcome.value if isinstance(outcome.value, Written) else Written({})
             left = FilesPending.ON_REQUEST if written.left_pictures else None
@@ -341,18 +348,12 @@ class Worker:
             spent = ", ".join(f"{stage} {ms:.1f} ms" for stage, ms in written.timings.items())
             log.info("task %s: files written after %.3f s (%s)%s", uid, elapsed, spent, memory)
         elif (outcome.retryable or outcome.released) and attempts < self.settings.max_attempts:
-            if outcome.service_fault:
-                self._store_down = True
             self.queue.release(uid, delay_s=0.0 if outcome.released else retry_delay(attempts))
             log.warning("task %s: its files were not written (%s); trying again",
                         uid, outcome.error)
             return
         else:
-            if outcome.service_fault:
-                self._store_down = True
-            error = without_paths(outcome.error or "unknown error")
-            if outcome.retryable:
-                error = f"{error}; gave up after {attempts} attempts"
+            error = _final_error(outcome, attempts)
             task_store.files_written(self.db, uid, error=error)
             log.error("task %s: its files could not be written: %s%s", uid, error, memory)
         self.queue.ack(uid)
@@ -364,11 +365,10 @@ class Worker:
             log.info("task %s given back to the queue (worker stopping)", uid)
             return
         memory = _memory_note(outcome)
+        self._store_down |= outcome.service_fault
         if outcome.ok:
             self._record_done(uid, outcome.value, elapsed, files_pending=None, memory=memory)
         elif outcome.retryable and attempts < self.settings.max_attempts:
-            if outcome.service_fault:
-                self._store_down = True
             task_store.return_to_queue(self.db, uid)
             delay = retry_delay(attempts)
             self.queue.release(uid, delay_s=delay)
@@ -376,11 +376,7 @@ class Worker:
                         attempts, self.settings.max_attempts, delay)
             return
         else:
-            if outcome.service_fault:
-                self._store_down = True
-            error = without_paths(outcome.error or "unknown error")
-            if outcome.retryable:
-                error = f"{error}; gave up after {attempts} attempts"
+            error = _final_error(outcome, attempts)
             task_store.finish_task(self.db, uid, status=TaskStatus.ERROR, error=error)
             log.info("task %s error after %.3f s%s: %s", uid, elapsed, memory, error)
         self.queue.ack(uid)
