@@ -25,11 +25,9 @@ from aerovision.store.models import FilesPending
 PENDING_WAIT_S = 30.0
 """Longest a download waits for a picture its ``done`` task is still writing; then 503."""
 
-PENDING_POLL_S = 0.005
-"""How often a waiting download looks for the file."""
-
-PENDING_RECHECK_S = 0.1
-"""How often it asks the database whether the task still owes the file."""
+PENDING_POLL_S = 0.01
+"""How often a waiting download asks the database whether the task still owes the
+file (the database, not the store: on S3 each look would be a request)."""
 
 router = APIRouter(tags=["files"])
 
@@ -74,13 +72,13 @@ def _owed(key: str, services: Services) -> bool:
     task = task_store.get_task(services.db, rest.split("/", 1)[0])
     if task is None or task.files_pending is None:
         return False
-    if key not in task.thumbnails and key not in task.result_files:
-        return False
-    if task.files_pending is FilesPending.ON_REQUEST and task_store.ask_for_files(
-        services.db, task.uid
-    ):
-        services.queue.enqueue(task.uid, first=True)
-    return True
+    if task.files_pending is FilesPending.ON_REQUEST:
+        if key not in task.result_files:  # its thumbnails are written; only pictures wait
+            return False
+        if task_store.ask_for_files(services.db, task.uid):
+            services.queue.enqueue(task.uid, first=True)
+        return True
+    return key in task.thumbnails or key in task.result_files
 
 
 def _wait_for(key: str, services: Services) -> bool:
@@ -89,15 +87,10 @@ def _wait_for(key: str, services: Services) -> bool:
     if not _owed(key, services):
         return False
     deadline = time.monotonic() + PENDING_WAIT_S
-    recheck = time.monotonic() + PENDING_RECHECK_S
     while time.monotonic() < deadline:
         time.sleep(PENDING_POLL_S)
-        if services.store.exists(key):
-            return True
-        if time.monotonic() >= recheck:
-            if not _owed(key, services):
-                return services.store.exists(key)
-            recheck = time.monotonic() + PENDING_RECHECK_S
+        if not _owed(key, services):  # written (or given up on)
+            return services.store.exists(key)
     raise HTTPException(
         status_code=503,
         detail="the file is still being written; try again",
