@@ -281,7 +281,13 @@ def test_files_never_written_name_the_cause_without_paths(
         _wait_for_matching(server)
         refuse()
         task = server.wait_task(uid, timeout=120)
-        assert task["status"] == "done" and task["error"] is None
+        if task["status"] == "error":  # the cut came while it still read its inputs (S3)
+            assert re.fullmatch(
+                r"the file store (refused a write|could not read a file) \(.+\); gave up after "
+                r"1 attempts", task["error"]), task["error"]
+            assert str(data_dir) not in task["error"] and "/" not in task["error"].split("(")[1]
+            return
+        assert task["error"] is None
 
         def given_up() -> str | None:
             data = requests.get(server.url(f"/api/v1/tasks/{uid}"), timeout=5).json()
