@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field, create_model
 from aerovision import params as tool_params
 from aerovision.api.errors import field_error
 from aerovision.api.limits import too_large
-from aerovision.api.schemas import TaskOut
 from aerovision.api.services import Services
 from aerovision.engine.errors import InputError
 from aerovision.engine.imageio import sniff_image
@@ -77,7 +76,7 @@ def _params_for(services: Services) -> Callable[[Tool[Any], Mapping[str, Any]], 
     return params_for
 
 
-def submit_tool(services: Services, name: str, form: BaseModel) -> TaskOut:
+def submit_tool(services: Services, name: str, form: BaseModel) -> task_store.Task:
     """``POST /api/v1/match/<name>``: the form's files and fields → a queued task."""
     tool = TOOLS[name]
     uploads = [(n, getattr(form, n)) for n in tool.input_names if getattr(form, n) is not None]
@@ -152,7 +151,7 @@ def submit(
     uploads: list[tuple[str, UploadFile]],
     kinds: list[str],
     effective_params: Callable[[], dict[str, Any]],
-) -> TaskOut:
+) -> task_store.Task:
     """Check the uploads, store them, create the task row and enqueue its uid.
 
     ``effective_params`` is called after the files passed their checks and
@@ -193,4 +192,4 @@ def submit(
         services.queue.enqueue(uid)
     except Exception:  # the row is the truth: the reaper enqueues it again
         log.exception("task %s stored but not enqueued; the reaper will enqueue it", uid)
-    return TaskOut.from_task(task)
+    return task

@@ -2,8 +2,10 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Response
+from fastapi.responses import JSONResponse
 
+from aerovision import wire
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message, TaskOut
 from aerovision.api.submit import form_model, submit_tool
@@ -33,14 +35,17 @@ def _tool_route(name: str) -> None:
     def submit_route(
         form: Annotated[form_type, Form()],
         services: ServicesDep,
-    ) -> TaskOut:
-        return submit_tool(services, name, form)
+    ) -> Response:
+        # written straight from the new row, like GET /api/v1/tasks/{uid}: the same
+        # JSON as TaskOut without validating it again (a thread hop per submission)
+        return JSONResponse(wire.task_json(submit_tool(services, name, form)), status_code=201)
 
     submit_route.__name__ = f"match_{name}"
     submit_route.__doc__ = tool.docs
     router.post(
         f"/{name}",
         status_code=201,
+        response_model=TaskOut,
         summary=tool.title,
         responses=SUBMIT_RESPONSES,
         openapi_extra=multipart(form_type),
