@@ -31,6 +31,7 @@ from aerovision.notifier import (
 from aerovision.store import webhooks as webhook_store
 from aerovision.store.db import Database, migrate
 from aerovision.store.models import TaskStatus, utcnow
+from aerovision.store.scope import DEFAULT as DEFAULT_OWNER
 from aerovision.store.tasks import Task
 from tests.receiver import Receiver, TricklingReceiver
 from tests.server import free_port
@@ -258,7 +259,7 @@ def test_a_delivery_in_flight_is_never_attempted_twice(tmp_path: Path) -> None:
                         webhook_retry_base_s=60.0)
     notifier = _LeaseExpiresAtOnce(settings, db)
     try:
-        hook = webhook_store.create_webhook(db, trickler.url, None)
+        hook = webhook_store.create_webhook(db, DEFAULT_OWNER, trickler.url, None)
         with db.transaction() as conn:
             webhook_store.add_deliveries(conn, "task-1", "done", utcnow())
         [delivery] = webhook_store.list_deliveries(db, hook.id)
@@ -287,7 +288,7 @@ def test_stopping_waits_for_the_attempt_under_way(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, webhook_timeout_s=1.5, webhook_allow_private=True)
     notifier = Notifier(settings, db)
     try:
-        hook = webhook_store.create_webhook(db, trickler.url, None)
+        hook = webhook_store.create_webhook(db, DEFAULT_OWNER, trickler.url, None)
         with db.transaction() as conn:
             webhook_store.add_deliveries(conn, "task-1", "done", utcnow())
         [delivery] = webhook_store.list_deliveries(db, hook.id)

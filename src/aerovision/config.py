@@ -181,6 +181,19 @@ class Settings(BaseSettings):
         description="Comma-separated API keys; when set, every route but /health needs one "
         "(Authorization: Bearer <key>, X-API-Key: <key>, or ?api_key=<key>).",
     )
+    auth: Literal["off", "keys", "accounts"] | None = Field(
+        None,
+        description="Who may call: off (anyone, one implicit account), keys (holders of "
+        "AEROVISION_API_KEYS), accounts (account passwords and tokens, each account sees only "
+        "its own data). Default: keys when AEROVISION_API_KEYS is set, else off.",
+    )
+    admin_login: str | None = Field(
+        None, description="accounts mode: the first admin's login, created at start-up if "
+        "missing (never overwritten).",
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="accounts mode: the first admin's password (8 characters or more).",
+    )
     cors_origins: str = Field(
         "",
         description="Comma-separated origins allowed to call the API from a browser "
@@ -216,6 +229,12 @@ class Settings(BaseSettings):
                 "AEROVISION_QUEUE_URL must name a Redis server (redis://host:port/db) when "
                 "the database is not SQLite"
             )
+        if self.auth == "keys" and not self.api_key_list:
+            raise ValueError("AEROVISION_AUTH=keys needs AEROVISION_API_KEYS")
+        if (self.admin_login is None) != (self.admin_password is None):
+            raise ValueError("set AEROVISION_ADMIN_LOGIN and AEROVISION_ADMIN_PASSWORD together")
+        if self.admin_password is not None and len(self.admin_password.get_secret_value()) < 8:
+            raise ValueError("AEROVISION_ADMIN_PASSWORD must have 8 characters or more")
         return self
 
     @property
@@ -242,6 +261,13 @@ class Settings(BaseSettings):
         if self.api_keys is None:
             return []
         return [k.strip() for k in self.api_keys.get_secret_value().split(",") if k.strip()]
+
+    @property
+    def auth_mode(self) -> Literal["off", "keys", "accounts"]:
+        """AEROVISION_AUTH, or keys when API keys are configured, else off."""
+        if self.auth is not None:
+            return self.auth
+        return "keys" if self.api_key_list else "off"
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -295,12 +295,14 @@ class Notifier:
     async def _attempt(
         self, pool: httpcore.AsyncConnectionPool, delivery: webhook_store.Delivery
     ) -> None:
-        webhook = await asyncio.to_thread(webhook_store.get_webhook, self.db, delivery.webhook_id)
+        webhook = await asyncio.to_thread(
+            webhook_store.get_webhook, self.db, delivery.webhook_id, None
+        )
         if webhook is None:  # deleted meanwhile: its deliveries went with it
             return
         body = delivery.body
         if body is None:
-            task = await asyncio.to_thread(task_store.get_task, self.db, delivery.task_uid)
+            task = await asyncio.to_thread(task_store.get_task, self.db, delivery.task_uid, None)
             if task is None:
                 await self._record(delivery, Outcome(False, error="the task no longer exists",
                                                      final=True))

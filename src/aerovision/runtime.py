@@ -111,13 +111,14 @@ def is_loopback(sock: socket.socket) -> bool:
 
 
 def warn_if_open(settings: Settings, sock: socket.socket) -> None:
-    """One WARNING when the API listens beyond this machine with no API key required."""
-    if settings.api_key_list or is_loopback(sock):
+    """One WARNING when the API listens beyond this machine with no credentials required."""
+    if settings.auth_mode != "off" or is_loopback(sock):
         return
     log.warning(
         "listening on %s port %d with no API keys: anyone who can reach this port can "
         "use the service (submit tasks, read every upload and result, change settings "
-        "and webhooks). Set AEROVISION_API_KEYS=key1,key2 to require a key, or listen "
+        "and webhooks). Set AEROVISION_API_KEYS=key1,key2 to require a key (or "
+        "AEROVISION_AUTH=accounts for accounts and tokens), or listen "
         "on 127.0.0.1 (--host / AEROVISION_HOST) to keep it to this machine",
         settings.host,
         settings.port,

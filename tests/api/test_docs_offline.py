@@ -102,9 +102,10 @@ def test_only_the_packaged_files_are_served(server: ServeProcess) -> None:
         assert response.status_code == 404, name
 
 
-def test_behind_api_keys_the_docs_and_their_files_need_one(tmp_path: Path) -> None:
+def test_behind_api_keys_the_docs_and_their_files_need_none(tmp_path: Path) -> None:
+    """The docs describe the API, not anyone's data: a browser opens them, and the UI
+    asks for the key, without one (docs/decisions.md, "Accounts")."""
     app = create_app(Settings(data_dir=tmp_path, api_keys="k-docs-0123456789"))
     client = TestClient(app)  # no lifespan: the docs need no services
     for path in (*PAGES, "/docs/swagger-ui-init.js", "/docs/assets/favicon.png"):
-        assert client.get(path).status_code == 401, path
-        assert client.get(path, headers={"X-API-Key": "k-docs-0123456789"}).status_code == 200
+        assert client.get(path).status_code == 200, path

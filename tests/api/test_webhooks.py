@@ -20,6 +20,7 @@ import requests
 from aerovision.config import Settings
 from aerovision.store import webhooks as webhook_store
 from aerovision.store.db import Database
+from aerovision.store.scope import DEFAULT as DEFAULT_OWNER
 from tests.api.conftest import serve_for_module
 from tests.images import encode, scene_with_patch
 from tests.receiver import Receiver, TricklingReceiver
@@ -363,7 +364,7 @@ def test_stored_webhooks_with_refused_urls_fail_at_send_time(strict_server: Serv
         crlf: f"{control}U+000D at position {crlf.index(chr(13))}; the webhook cannot be sent to",
         ctrl: f"{control}U+0001 at position {ctrl.index(chr(1))}; the webhook cannot be sent to",
     }
-    hooks = {webhook_store.create_webhook(db, url, "s").id: error for url, error in legacy.items()}
+    hooks = {webhook_store.create_webhook(db, DEFAULT_OWNER, url, "s").id: error for url, error in legacy.items()}
     try:
         uid = _submit(strict_server)
         strict_server.wait_task(uid)
@@ -380,7 +381,7 @@ def test_stored_webhooks_with_refused_urls_fail_at_send_time(strict_server: Serv
         assert "Traceback" not in strict_server.log()
     finally:
         for hook_id in hooks:
-            webhook_store.delete_webhook(db, hook_id)
+            webhook_store.delete_webhook(db, DEFAULT_OWNER, hook_id)
         db.dispose()
         receiver.stop()
 

@@ -21,6 +21,7 @@ from aerovision.store import tasks as task_store
 from aerovision.store import webhooks as webhook_store
 from aerovision.store.db import Database, migrate
 from aerovision.store.models import TaskStatus
+from aerovision.store.scope import DEFAULT as DEFAULT_OWNER
 from tests.backends import REDIS_URL, postgres_database, redis_prefix
 
 LEASE_S = 1.5
@@ -52,7 +53,7 @@ class Stack:
         assert task_store.start_attempt(self.db, uid, "lost-worker") is not None
 
     def status(self, uid: str) -> tuple[TaskStatus, int, str | None]:
-        task = task_store.get_task(self.db, uid)
+        task = task_store.get_task(self.db, uid, None)
         assert task is not None
         return task.status, task.attempts, task.error
 
@@ -106,7 +107,7 @@ def test_an_expired_lease_goes_back_to_the_queue(stack: Stack) -> None:
 
 
 def test_a_task_out_of_attempts_ends_in_error_with_the_reason(stack: Stack) -> None:
-    hook = webhook_store.create_webhook(stack.db, "https://hooks.example/x", None)
+    hook = webhook_store.create_webhook(stack.db, DEFAULT_OWNER, "https://hooks.example/x", None)
     stack.new_task("t1")
     for attempt in (1, 2):
         stack.lose_worker("t1")

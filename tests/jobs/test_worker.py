@@ -24,6 +24,7 @@ from aerovision.store import webhooks as webhook_store
 from aerovision.store import workers as worker_store
 from aerovision.store.files import LocalFileStore
 from aerovision.store.models import FilesPending, TaskStatus
+from aerovision.store.scope import DEFAULT as DEFAULT_OWNER
 from tests.images import encode, scene_with_patch
 from tests.inprocess import InProcessService
 from tests.server import free_port
@@ -87,7 +88,7 @@ def test_a_submitted_task_is_done_with_the_patch_where_it_was_pasted(
     assert _decoded(thumbnail.content).shape == (192, 256, 3)  # long side 256
     # the uid has left the queue, the attempt was counted once, the worker signed off
     assert inprocess.services.queue.holds([uid]) == set()
-    stored = task_store.get_task(inprocess.services.db, uid)
+    stored = task_store.get_task(inprocess.services.db, uid, None)
     assert stored is not None and stored.attempts == 1
     assert worker_store.alive_count(inprocess.services.db, 60) == 0
 
@@ -172,7 +173,7 @@ def test_pictures_are_made_once_asked_for_and_a_refusing_store_delays_them(
     assert (task["result_data"]["matches"][0]["x"], task["result_data"]["matches"][0]["y"]) == (
         x, y)
     assert task["result_files"] == [f"results/{uid}/matches.png", f"results/{uid}/heatmap.png"]
-    stored = task_store.get_task(services.db, uid)
+    stored = task_store.get_task(services.db, uid, None)
     assert stored is not None and stored.files_pending is FilesPending.ON_REQUEST
     assert all(store.exists(key) for key in task["thumbnails"])  # written after the verdict
     assert not any(store.exists(key) for key in task["result_files"])  # not asked for yet
@@ -181,21 +182,21 @@ def test_pictures_are_made_once_asked_for_and_a_refusing_store_delays_them(
     aside = _refuse_result_writes(store)
     _ask_for_pictures(services, uid)
     assert inprocess.drive() == 1  # the store refuses: the uid stays, for later
-    stored = task_store.get_task(services.db, uid)
+    stored = task_store.get_task(services.db, uid, None)
     assert stored is not None and stored.files_pending is FilesPending.WRITING
     assert services.queue.holds([uid]) == {uid}
     # while the store still refuses, the worker takes nothing, even a uid that is due:
     # the outage does not use up the attempts
     services.queue.release(uid)
     assert inprocess.drive() == 0
-    stored = task_store.get_task(services.db, uid)
+    stored = task_store.get_task(services.db, uid, None)
     assert stored is not None and stored.files_attempts == 1 and stored.attempts == 1
 
     _mend(store, aside)
     services.queue.release(uid)
     assert inprocess.drive() == 1
 
-    stored = task_store.get_task(services.db, uid)
+    stored = task_store.get_task(services.db, uid, None)
     assert stored is not None and stored.files_pending is None and stored.attempts == 1
     assert stored.result_data == task["result_data"]  # a done task's result never changes
     assert set(stored.result_data["timings"]) == {"read_ms", "decode_ms", "match_ms"}
@@ -230,7 +231,7 @@ def test_pictures_the_store_never_takes_are_given_up_and_the_result_says_why(
     )
     assert str(store.root) not in task["result_data"]["files_error"]
     assert services.queue.holds([uid]) == set()
-    stored = task_store.get_task(services.db, uid)
+    stored = task_store.get_task(services.db, uid, None)
     assert stored is not None and stored.files_pending is None
     answer = inprocess.client.get(f"/results/{uid}/matches.png")  # not owed any more: no wait
     assert answer.status_code == 404
@@ -259,12 +260,12 @@ def test_a_duplicate_delivery_of_a_finished_task_is_acked_and_ignored(
     inprocess: InProcessService,
 ) -> None:
     services = inprocess.services
-    hook = webhook_store.create_webhook(services.db, "https://hooks.example/x", None)
+    hook = webhook_store.create_webhook(services.db, DEFAULT_OWNER, "https://hooks.example/x", None)
     files, _ = _template_files()
     uid = inprocess.submit("template", files)["uid"]
     assert inprocess.drive() == 1
     finished = inprocess.task(uid)
-    stored = task_store.get_task(services.db, uid)
+    stored = task_store.get_task(services.db, uid, None)
     assert finished["status"] == "done" and stored is not None
 
     services.queue.enqueue(uid)  # delivered again (the queue is at-least-once)
@@ -272,11 +273,11 @@ def test_a_duplicate_delivery_of_a_finished_task_is_acked_and_ignored(
     assert inprocess.drive() == 2
 
     assert inprocess.task(uid) == finished  # same result, same updated_at
-    again = task_store.get_task(services.db, uid)
+    again = task_store.get_task(services.db, uid, None)
     assert again is not None and again.attempts == stored.attempts == 1
     assert services.queue.holds([uid, "never-submitted"]) == set()
     assert [d.task_uid for d in webhook_store.list_deliveries(services.db, hook.id)] == [uid]
-    assert task_store.get_task(services.db, "never-submitted") is None
+    assert task_store.get_task(services.db, "never-submitted", None) is None
 
 
 def test_a_worker_asked_to_stop_takes_nothing(inprocess: InProcessService) -> None:
@@ -326,7 +327,7 @@ def test_the_default_worker_runs_each_task_in_a_child_process(
     with caplog.at_level(logging.INFO, logger="aerovision.jobs.worker"):
         assert worker.work(burst=True) == 1
 
-    task = task_store.get_task(services.db, "t")
+    task = task_store.get_task(services.db, "t", None)
     assert task is not None and task.status is TaskStatus.DONE, task
     assert (task.result_data["matches"][0]["x"], task.result_data["matches"][0]["y"]) == (x, y)
     [done] = [m for r in caplog.records if (m := _DONE.search(r.getMessage()))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aerovision.store import tasks as task_store
 from aerovision.store.db import Database
 from aerovision.store.models import TaskStatus
+from aerovision.store.scope import DEFAULT as DEFAULT_OWNER
 from aerovision.store.tasks import Task
 
 
@@ -19,7 +20,7 @@ def _new(db: Database, uid: str, tool: str = "template") -> Task:
 
 
 def _get(db: Database, uid: str) -> Task:
-    task = task_store.get_task(db, uid)
+    task = task_store.get_task(db, uid, None)
     assert task is not None
     return task
 
@@ -30,17 +31,17 @@ def test_a_new_task_is_queued_and_reads_back_as_written(database: Database) -> N
     assert created.status is TaskStatus.QUEUED and created.attempts == 0
     assert created.result_files == [] and created.result_data == {} and created.error is None
     assert _get(database, "t1") == created
-    assert task_store.get_task(database, "unknown") is None
+    assert task_store.get_task(database, "unknown", None) is None
 
 
 def test_tasks_are_listed_newest_first_a_page_at_a_time(database: Database) -> None:
     for i in range(5):
         _new(database, f"t{i}")
 
-    assert [t.uid for t in task_store.list_tasks(database, offset=0, limit=2)[1]] == ["t4", "t3"]
-    total, last = task_store.list_tasks(database, offset=4, limit=10)
+    assert [t.uid for t in task_store.list_tasks(database, DEFAULT_OWNER, offset=0, limit=2)[1]] == ["t4", "t3"]
+    total, last = task_store.list_tasks(database, DEFAULT_OWNER, offset=4, limit=10)
     assert total == 5 and [t.uid for t in last] == ["t0"]
-    assert task_store.list_tasks(database, offset=10, limit=10) == (5, [])
+    assert task_store.list_tasks(database, DEFAULT_OWNER, offset=10, limit=10) == (5, [])
 
 
 def test_a_task_runs_then_ends_once(database: Database) -> None:
@@ -134,7 +135,7 @@ def test_counts_by_status(database: Database) -> None:
 
 def test_counts_by_tool_and_status(database: Database) -> None:
     _three_tasks(database)
-    assert task_store.count_by_tool_and_status(database) == {
+    assert task_store.count_by_tool_and_status(database, DEFAULT_OWNER) == {
         ("template", "queued"): 1, ("feature", "processing"): 1, ("feature", "error"): 1}
 
 
@@ -146,7 +147,7 @@ def test_the_duration_histogram_counts_finished_attempts(database: Database) -> 
                            result_data={})
     task_store.start_attempt(database, "b", "w")  # still running: not counted
 
-    histogram = task_store.duration_histogram(database, (0.0, 3600.0))
+    histogram = task_store.duration_histogram(database, DEFAULT_OWNER, (0.0, 3600.0))
 
     assert set(histogram) == {"template"}
     cumulative, total, seconds = histogram["template"]

@@ -13,6 +13,7 @@ from aerovision.config import Settings
 from aerovision.store import webhooks as webhook_store
 from aerovision.store.db import Database, migrate
 from aerovision.store.models import utcnow
+from aerovision.store.scope import DEFAULT as DEFAULT_OWNER
 from tests.backends import postgres_database
 
 LEASE_S = 60.0
@@ -36,8 +37,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
 
 
 def _two_receivers(db: Database) -> tuple[str, str]:
-    slow = webhook_store.create_webhook(db, "https://slow.example/hook", None).id
-    quick = webhook_store.create_webhook(db, "https://quick.example/hook", None).id
+    slow = webhook_store.create_webhook(db, DEFAULT_OWNER, "https://slow.example/hook", None).id
+    quick = webhook_store.create_webhook(db, DEFAULT_OWNER, "https://quick.example/hook", None).id
     return slow, quick
 
 

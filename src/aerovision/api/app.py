@@ -10,18 +10,19 @@ from functools import cache
 from importlib.resources import files as package_files
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse, Response
 
 from aerovision import __version__
-from aerovision.api import errors
+from aerovision.api import auth, errors
 from aerovision.api.headers import SecurityHeaders
 from aerovision.api.limits import BodyLimits
 from aerovision.api.middleware import HeadAsGet, RefuseControlCharacters, RequestContext
 from aerovision.api.routes import (
+    accounts,
     files,
     match,
     metrics,
@@ -161,6 +162,18 @@ def _add_docs(app: FastAPI) -> None:
         )
 
 
+def _document_permissions(app: FastAPI) -> None:
+    """``/openapi.json``: each operation names what it needs (``x-permission``)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = auth.document_permissions(plain())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(config: Settings | None = None, services: Services | None = None) -> FastAPI:
     """Build the app; ``services`` is opened from ``config`` at start-up unless given."""
     config = config or get_settings()
@@ -169,6 +182,13 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services is None
         app.state.services = services or Services.open(config)
+        if config.auth_mode == "accounts" and config.admin_login and config.admin_password:
+            from aerovision.store.accounts import ensure_admin
+
+            ensure_admin(
+                app.state.services.db, config.admin_login,
+                config.admin_password.get_secret_value(),
+            )
         try:
             yield
         finally:
@@ -182,6 +202,7 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         lifespan=lifespan,
         docs_url=None,  # _add_docs serves them without a CDN
         redoc_url=None,
+        dependencies=[Depends(auth.authorize)],  # each route's need: api/auth.py
     )
     # added innermost first: a request meets RequestContext, SecurityHeaders,
     # RefuseControlCharacters, HeadAsGet and BodyLimits in that order
@@ -195,18 +216,21 @@ def create_app(config: Settings | None = None, services: Services | None = None)
     app.add_middleware(HeadAsGet)
     app.add_middleware(RefuseControlCharacters)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestContext, api_keys=config.api_key_list)
+    app.add_middleware(RequestContext)
     if config.cors_origin_list:  # outermost: preflights carry no key and get answered here
         app.add_middleware(
             CORSMiddleware,
             allow_origins=config.cors_origin_list,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "X-Request-Id", "Content-Type"],
-            expose_headers=["X-Request-Id"],
+            allow_headers=["Authorization", "X-API-Key", "X-Request-Id", "Luna-Request-Id",
+                           "Content-Type"],
+            expose_headers=["X-Request-Id", "Luna-Request-Id"],
         )
     errors.install(app)
-    for module in (match, tasks, settings, tools, webhooks, files, system, metrics):
+    for module in (match, tasks, settings, tools, webhooks, files, system, metrics, accounts):
         app.include_router(module.router)
+    auth.check_routes(app)
+    _document_permissions(app)
     _add_docs(app)
     app.mount("/static", RevalidatedStaticFiles(directory=system.WEB_DIR), name="static")
     return app

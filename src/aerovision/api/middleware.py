@@ -1,7 +1,7 @@
 """Per-request context and HTTP hygiene.
 
 - :class:`RequestContext`: request id, the access log (secrets in the query
-  redacted, whatever their case), API keys.
+  redacted, whatever their case).
 - :class:`RefuseControlCharacters`: a path or query with a NUL or another
   control character is refused before any route or database sees it.
 - :class:`HeadAsGet`: ``HEAD`` wherever ``GET`` is, with the same headers and
@@ -10,9 +10,8 @@
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
+import re
 import time
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,10 +22,10 @@ from aerovision.observability import REQUEST_ID, request_id_from
 
 log = logging.getLogger("aerovision.access")
 
-OPEN_PATHS = frozenset({"/health"})
-"""Routes that answer without an API key."""
-
-KEY_PARAM = "api_key"
+LUNA_ID = re.compile(
+    r"^[0-9]{1,12},[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+"""LUNA's request id: ``<unix seconds>,<uuid>``."""
 
 SECRET_PARAMS = frozenset(
     {"api_key", "apikey", "api-key", "key", "token", "access_token", "secret", "password",
@@ -52,44 +51,26 @@ def _redacted_query(query: str) -> str:
     return "?" + urlencode(pairs, safe="*")
 
 
-def _given_key(scope: Scope) -> str | None:
-    auth = _header(scope, b"authorization")
-    if auth and auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    header = _header(scope, b"x-api-key")
-    if header:
-        return header.strip()
-    for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1")):
-        if key == KEY_PARAM:
-            return str(value)
-    return None
-
-
-def key_is_valid(given: str | None, keys: list[str]) -> bool:
-    """Constant-time comparison against every configured key."""
-    if not given:
-        return False
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(given.encode(), key.encode())
-    return found
-
-
 class RequestContext:
-    """Outermost middleware: ``X-Request-Id`` in and out, one access-log line per
-    request (secret query values redacted, keys never logged; the log formatter
-    escapes control characters, so a path cannot forge a line), and 401 without
-    a valid key when keys are configured."""
+    """Outermost middleware: the request id in and out (``X-Request-Id``, or LUNA's
+    ``Luna-Request-Id`` answered under the header it came in), and one access-log line
+    per request (secret query values redacted, keys never logged; the log formatter
+    escapes control characters, so a path cannot forge a line). Who may call what is
+    :mod:`aerovision.api.auth`'s."""
 
-    def __init__(self, app: ASGIApp, *, api_keys: list[str]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.api_keys = api_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(_header(scope, b"x-request-id"))
+        own = _header(scope, b"x-request-id")
+        luna = _header(scope, b"luna-request-id") if own is None else None
+        if luna is not None and LUNA_ID.match(luna):
+            request_id, id_header = luna, b"luna-request-id"
+        else:
+            request_id, id_header = request_id_from(own), b"x-request-id"
         token = REQUEST_ID.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
@@ -99,18 +80,13 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode()))
+                headers = [(k, v) for k, v in message.get("headers", []) if k != id_header]
+                headers.append((id_header, request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            if self.api_keys and scope["path"] not in OPEN_PATHS and not key_is_valid(
-                _given_key(scope), self.api_keys
-            ):
-                await _unauthorized(send_with_id)
-            else:
-                await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except BaseException:
             status = status or 500  # what the server answers for an error that escaped
             raise
@@ -124,25 +100,6 @@ class RequestContext:
                 (time.perf_counter() - started) * 1000,
             )
             REQUEST_ID.reset(token)
-
-
-async def _unauthorized(send: Send) -> None:
-    body = json.dumps(
-        {"detail": "Missing or invalid API key: send Authorization: Bearer <key>, "
-         "X-API-Key: <key>, or ?api_key=<key>"}
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="aerovision"'),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 CONTROL = frozenset(chr(c) for c in [*range(0x20), 0x7F])

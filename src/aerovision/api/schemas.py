@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from aerovision import wire
-from aerovision.store.models import TaskStatus
+from aerovision.store.models import AccountType, TaskStatus
 from aerovision.store.tasks import Task
 
 
@@ -64,6 +64,9 @@ class HealthOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["ok", "degraded"] = Field(description="ok, or degraded (HTTP 503).")
+    auth: Literal["off", "keys", "accounts"] = Field(
+        "off", description="Who may call (AEROVISION_AUTH): off, keys or accounts."
+    )
     database: str = Field(
         description="ok, or what failed in short, e.g. 'error: database unreachable "
         "(OperationalError)' (no hosts or paths: the server log has the details)."
@@ -167,3 +170,89 @@ class DeliveryOut(BaseModel):
     @field_serializer("created_at", "next_attempt_at", "delivered_at")
     def _timestamp(self, value: datetime | None) -> str | None:
         return wire.timestamp(value) if value is not None else None
+
+
+class AccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    login: str = Field(min_length=1, max_length=255, description="Unique, e.g. an e-mail.")
+    password: str = Field(
+        min_length=8, max_length=1024, description="8 characters or more (stored as argon2id)."
+    )
+    account_type: AccountType = Field(
+        AccountType.USER, description="user, advanced_user or admin (as in LUNA)."
+    )
+    description: str = Field("", max_length=1000, description="Free text.")
+
+
+class AccountPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str | None = Field(
+        None, min_length=8, max_length=1024, description="A new password (8 characters or more)."
+    )
+    description: str | None = Field(None, max_length=1000, description="A new description.")
+
+
+class AccountOut(BaseModel):
+    account_id: str = Field(description="Account id (UUID; `default` is all zeros).")
+    login: str = Field(description="The login.")
+    account_type: AccountType = Field(description="user, advanced_user or admin.")
+    description: str = Field(description="Free text.")
+    created_at: datetime = Field(description="When the account was created (UTC).")
+
+    @field_serializer("created_at")
+    def _timestamp(self, value: datetime) -> str:
+        return wire.timestamp(value)
+
+
+class AccountList(BaseModel):
+    total: int = Field(description="Accounts in all.")
+    accounts: list[AccountOut] = Field(description="This page, oldest first.")
+
+
+_PERMISSIONS_HELP = (
+    'Resources and their actions, e.g. {"tasks": ["view", "creation"], "analyze": '
+    '["creation"]} (README, "Permissions").'
+)
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field("", max_length=1000, description="What the token is for.")
+    expiration_time: datetime | None = Field(
+        None, description="UTC (an offset is converted); null: never expires."
+    )
+    permissions: dict[str, list[str]] = Field(description=_PERMISSIONS_HELP)
+    visibility_area: Literal["account", "all"] = Field(
+        "account",
+        description="all: may read every account's data (advanced_user and admin only).",
+    )
+
+
+class TokenPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=1000, description="A new description.")
+    expiration_time: datetime | None = Field(
+        None, description="A new expiry (UTC); null: never expires."
+    )
+    permissions: dict[str, list[str]] | None = Field(None, description=_PERMISSIONS_HELP)
+
+
+class TokenOut(BaseModel):
+    token_id: str = Field(description="Token id (UUID), for GET/PATCH/DELETE.")
+    description: str = Field(description="What the token is for.")
+    permissions: dict[str, list[str]] = Field(description=_PERMISSIONS_HELP)
+    expiration_time: datetime | None = Field(description="Expiry (UTC), or null.")
+    visibility_area: str = Field(description="account, or all.")
+    created_at: datetime = Field(description="When the token was created (UTC).")
+
+    @field_serializer("created_at", "expiration_time")
+    def _timestamp(self, value: datetime | None) -> str | None:
+        return wire.timestamp(value) if value is not None else None
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="The secret: shown this once, never again.")

@@ -67,27 +67,34 @@ def form_model(name: str) -> type[BaseModel]:
     )
 
 
-def _params_for(services: Services) -> Callable[[Tool[Any], Mapping[str, Any]], dict[str, Any]]:
+def _params_for(
+    services: Services, account_id: str
+) -> Callable[[Tool[Any], Mapping[str, Any]], dict[str, Any]]:
     def params_for(tool: Tool[Any], given: Mapping[str, Any]) -> dict[str, Any]:
         tool_params.check_given(tool.name, given)
-        current = get_tool_settings(services.db, tool.name)
+        current = get_tool_settings(services.db, tool.name, account_id)
         return tool_params.merge(tool.name, current, given).model_dump()
 
     return params_for
 
 
-def submit_tool(services: Services, name: str, form: BaseModel) -> task_store.Task:
-    """``POST /api/v1/match/<name>``: the form's files and fields → a queued task."""
+def submit_tool(
+    services: Services, name: str, form: BaseModel, account_id: str
+) -> task_store.Task:
+    """``POST /api/v1/match/<name>``: the form's files and fields → a queued task of
+    ``account_id``, with that account's settings."""
     tool = TOOLS[name]
     uploads = [(n, getattr(form, n)) for n in tool.input_names if getattr(form, n) is not None]
     if tool.resolve is not None:
-        context = ResolveContext(TOOLS, _params_for(services), services.settings.max_chain_steps)
+        context = ResolveContext(
+            TOOLS, _params_for(services, account_id), services.settings.max_chain_steps
+        )
         try:
             params, kinds = tool.resolve(form, context)
         except ParamsError as exc:
             raise RequestValidationError(exc.errors) from None
         return submit(services, tool=name, uploads=uploads, kinds=list(kinds),
-                      effective_params=lambda: params)
+                      effective_params=lambda: params, account_id=account_id)
     given = form.model_dump(exclude=set(tool.input_names), exclude_none=True)
     return submit(
         services,
@@ -95,8 +102,9 @@ def submit_tool(services: Services, name: str, form: BaseModel) -> task_store.Ta
         uploads=uploads,
         kinds=list(tool.input_kinds),
         effective_params=lambda: tool_params.merge(
-            name, get_tool_settings(services.db, name), given
+            name, get_tool_settings(services.db, name, account_id), given
         ).model_dump(),
+        account_id=account_id,
     )
 
 
@@ -151,6 +159,7 @@ def submit(
     uploads: list[tuple[str, UploadFile]],
     kinds: list[str],
     effective_params: Callable[[], dict[str, Any]],
+    account_id: str,
 ) -> task_store.Task:
     """Check the uploads, store them, create the task row and enqueue its uid.
 
@@ -187,6 +196,7 @@ def submit(
         input_files=input_files,
         thumbnails=thumbnails,
         request_id=REQUEST_ID.get(),
+        account_id=account_id,
     )
     try:
         services.queue.enqueue(uid)

@@ -41,7 +41,7 @@ def reap_once(
     if not queue.try_lock("reaper", owner, ttl_s=3 * settings.reaper_interval_s + 5):
         return report
     for uid in queue.expired():
-        task = task_store.get_task(db, uid)
+        task = task_store.get_task(db, uid, None)
         if task is not None and task.files_pending is FilesPending.WRITING:  # done; files owed
             made = task.files_attempts + 1  # the verdict's run was the first
             if made < settings.max_attempts and queue.reclaim(uid):

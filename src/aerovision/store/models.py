@@ -39,7 +39,54 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[str]: JSON}
 
 
-class TaskRow(Base):
+DEFAULT_ACCOUNT_ID = "00000000-0000-0000-0000-000000000000"
+"""The ``default`` account: everything made in ``off`` and ``keys`` mode, and every row
+that existed before accounts."""
+
+
+class Owned:
+    """A row that belongs to one account (see :mod:`aerovision.store.scope`)."""
+
+    account_id: Mapped[str] = mapped_column(
+        String(36), index=True, default=DEFAULT_ACCOUNT_ID, server_default=DEFAULT_ACCOUNT_ID
+    )
+
+
+class AccountType(str, Enum):
+    """As in LUNA: ``user`` sees its own data, ``advanced_user`` may read every
+    account's with a token of ``visibility_area: all``, ``admin`` manages accounts."""
+
+    USER = "user"
+    ADVANCED_USER = "advanced_user"
+    ADMIN = "admin"
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    login: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """argon2id; None: the account cannot sign in with a password (``default`` at first)."""
+    account_type: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+
+    token_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(36), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    permissions: Mapped[dict[str, Any]]
+    expiration_time: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    visibility_area: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class TaskRow(Owned, Base):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -67,8 +114,14 @@ class TaskRow(Base):
 
 
 class SettingsRow(Base):
+    """Stored settings of one tool for one account; the ``default`` account's are the
+    deployment's defaults, under every other account's own."""
+
     __tablename__ = "tool_settings"
 
+    account_id: Mapped[str] = mapped_column(
+        String(36), primary_key=True, default=DEFAULT_ACCOUNT_ID
+    )
     tool: Mapped[str] = mapped_column(String(32), primary_key=True)
     params: Mapped[dict[str, Any]]
     updated_at: Mapped[datetime] = mapped_column(DateTime)
@@ -99,7 +152,7 @@ class QueueItem(Base):
     lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
 
 
-class WebhookRow(Base):
+class WebhookRow(Owned, Base):
     __tablename__ = "webhooks"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Table, bindparam, case, func, insert, select, update
 
 from aerovision.store.db import Database
-from aerovision.store.models import FilesPending, TaskRow, TaskStatus, utcnow
+from aerovision.store.models import DEFAULT_ACCOUNT_ID, FilesPending, TaskRow, TaskStatus, utcnow
+from aerovision.store.scope import Owner, restrict
 from aerovision.store.webhooks import add_deliveries
 
 _TASKS: Table = TaskRow.__table__  # type: ignore[assignment]
@@ -30,7 +31,11 @@ _START = (
     .returning(*_TASKS.c)
 )
 _CREATE = insert(_TASKS)
-_FINISH = update(_TASKS).where(_TASKS.c.uid == bindparam("task_uid"), _UNFINISHED)
+_FINISH = (
+    update(_TASKS)
+    .where(_TASKS.c.uid == bindparam("task_uid"), _UNFINISHED)
+    .returning(_TASKS.c.account_id)
+)
 _GET = select(_TASKS).where(_TASKS.c.uid == bindparam("task_uid"))
 _WRITING = _TASKS.c.files_pending == FilesPending.WRITING.value
 _START_PICTURES = (
@@ -62,6 +67,7 @@ class Task:
     """Files the ``done`` task lists that are not written yet, and why."""
     files_attempts: int = 0
     """Runs that were to write its files after its verdict."""
+    account_id: str = DEFAULT_ACCOUNT_ID
 
     @classmethod
     def from_row(cls, row: Any) -> Task:
@@ -82,6 +88,7 @@ class Task:
             request_id=row.request_id,
             files_pending=FilesPending(row.files_pending) if row.files_pending else None,
             files_attempts=row.files_attempts,
+            account_id=row.account_id,
         )
 
 
@@ -94,13 +101,15 @@ def create_task(
     input_files: list[str],
     thumbnails: list[str],
     request_id: str | None = None,
+    account_id: str = DEFAULT_ACCOUNT_ID,
 ) -> Task:
-    """Insert a new ``queued`` task (before its uid is enqueued)."""
+    """Insert a new ``queued`` task of ``account_id`` (before its uid is enqueued)."""
     now = utcnow()
     task = Task(
         uid=uid, status=TaskStatus.QUEUED, tool=tool, params=dict(params), created_at=now,
         updated_at=now, input_files=list(input_files), thumbnails=list(thumbnails),
         result_files=[], result_data={}, error=None, attempts=0, request_id=request_id,
+        account_id=account_id,
     )
     row = {f.name: getattr(task, f.name) for f in fields(task)}
     with db.transaction() as conn:
@@ -108,20 +117,25 @@ def create_task(
     return task
 
 
-def get_task(db: Database, uid: str) -> Task | None:
-    """The task ``uid``, or None. Core, not the ORM: a client polling a task asks this
-    hundreds of times a second (measured 1.56 → 0.6 ms of API CPU per poll)."""
+def get_task(db: Database, uid: str, owner: Owner | None) -> Task | None:
+    """The task ``uid`` if ``owner`` may see it (None: the deployment, any task), else
+    None. Core, not the ORM: a client polling a task asks this hundreds of times a
+    second (measured 1.56 → 0.6 ms of API CPU per poll)."""
     with db.engine.connect() as conn:
-        row = conn.execute(_GET, {"task_uid": uid}).first()
+        stmt = _GET if owner is None else restrict(_GET, owner)
+        row = conn.execute(stmt, {"task_uid": uid}).first()
         return Task.from_row(row) if row is not None else None
 
 
-def list_tasks(db: Database, *, offset: int, limit: int) -> tuple[int, list[Task]]:
-    """``(total, page)``, newest first."""
+def list_tasks(
+    db: Database, owner: Owner, *, offset: int, limit: int
+) -> tuple[int, list[Task]]:
+    """``(total, page)`` of ``owner``'s tasks, newest first."""
     with db.read() as session:
-        total = session.scalar(select(func.count()).select_from(TaskRow)) or 0
+        total = session.scalar(restrict(select(func.count()).select_from(TaskRow), owner)) or 0
         rows = session.scalars(
-            select(TaskRow).order_by(TaskRow.id.desc()).offset(offset).limit(limit)
+            restrict(select(TaskRow), owner)
+            .order_by(TaskRow.id.desc()).offset(offset).limit(limit)
         ).all()
         return total, [Task.from_row(r) for r in rows]
 
@@ -177,9 +191,10 @@ def finish_task(
     if result_data is not None:
         values["result_data"] = result_data
     with db.transaction() as conn:
-        if not conn.execute(_FINISH, {"task_uid": uid, **values}).rowcount:
+        owner = conn.execute(_FINISH, {"task_uid": uid, **values}).scalar()
+        if owner is None:
             return False
-        add_deliveries(conn, uid, status.value, now)
+        add_deliveries(conn, uid, status.value, now, owner)
         return True
 
 
@@ -261,7 +276,7 @@ def unfinished_since(db: Database, older_than_s: float, limit: int = 500) -> lis
 
 
 def duration_histogram(
-    db: Database, buckets: tuple[float, ...]
+    db: Database, owner: Owner, buckets: tuple[float, ...]
 ) -> dict[str, tuple[list[int], int, float]]:
     """Per tool: cumulative counts of finished tasks whose last attempt took ≤ each
     bucket (seconds), the total count and the sum of durations."""
@@ -271,10 +286,11 @@ def duration_histogram(
     else:
         seconds = func.extract("epoch", TaskRow.finished_at - TaskRow.started_at)
     columns = [func.sum(case((seconds <= b, 1), else_=0)) for b in buckets]
-    query = (
+    query = restrict(
         select(TaskRow.tool, func.count(), func.sum(seconds), *columns)
         .where(TaskRow.finished_at.is_not(None), TaskRow.started_at.is_not(None))
-        .group_by(TaskRow.tool)
+        .group_by(TaskRow.tool),
+        owner,
     )
     with db.read() as session:
         return {
@@ -283,11 +299,14 @@ def duration_histogram(
         }
 
 
-def count_by_tool_and_status(db: Database) -> dict[tuple[str, str], int]:
+def count_by_tool_and_status(db: Database, owner: Owner) -> dict[tuple[str, str], int]:
     with db.read() as session:
         rows = session.execute(
-            select(TaskRow.tool, TaskRow.status, func.count()).group_by(
-                TaskRow.tool, TaskRow.status
+            restrict(
+                select(TaskRow.tool, TaskRow.status, func.count()).group_by(
+                    TaskRow.tool, TaskRow.status
+                ),
+                owner,
             )
         )
         return {(tool, status): n for tool, status, n in rows}

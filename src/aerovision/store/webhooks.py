@@ -10,7 +10,14 @@ from typing import Any, cast
 from sqlalchemy import Connection, CursorResult, Table, delete, func, insert, select, update
 
 from aerovision.store.db import Database
-from aerovision.store.models import DeliveryRow, DeliveryStatus, WebhookRow, utcnow
+from aerovision.store.models import (
+    DEFAULT_ACCOUNT_ID,
+    DeliveryRow,
+    DeliveryStatus,
+    WebhookRow,
+    utcnow,
+)
+from aerovision.store.scope import Owner, restrict
 
 
 @dataclass(frozen=True)
@@ -60,38 +67,55 @@ def _webhook(row: WebhookRow) -> Webhook:
     return Webhook(id=row.id, url=row.url, secret=row.secret, created_at=row.created_at)
 
 
-def create_webhook(db: Database, url: str, secret: str | None) -> Webhook:
-    row = WebhookRow(id=f"wh_{secrets.token_hex(8)}", url=url, secret=secret, created_at=utcnow())
+def create_webhook(db: Database, owner: Owner, url: str, secret: str | None) -> Webhook:
+    row = WebhookRow(
+        id=f"wh_{secrets.token_hex(8)}", url=url, secret=secret, created_at=utcnow(),
+        account_id=owner.account_id,
+    )
     with db.write() as session:
         session.add(row)
         session.flush()
         return _webhook(row)
 
 
-def list_webhooks(db: Database) -> list[Webhook]:
+def list_webhooks(db: Database, owner: Owner) -> list[Webhook]:
     with db.read() as session:
-        rows = session.scalars(select(WebhookRow).order_by(WebhookRow.created_at, WebhookRow.id))
+        rows = session.scalars(
+            restrict(select(WebhookRow), owner).order_by(WebhookRow.created_at, WebhookRow.id)
+        )
         return [_webhook(r) for r in rows]
 
 
-def get_webhook(db: Database, webhook_id: str) -> Webhook | None:
+def get_webhook(db: Database, webhook_id: str, owner: Owner | None) -> Webhook | None:
+    """The webhook if ``owner`` may see it (None: the deployment's notifier)."""
+    stmt = select(WebhookRow).where(WebhookRow.id == webhook_id)
     with db.read() as session:
-        row = session.get(WebhookRow, webhook_id)
+        row = session.scalars(stmt if owner is None else restrict(stmt, owner)).first()
         return _webhook(row) if row is not None else None
 
 
-def delete_webhook(db: Database, webhook_id: str) -> bool:
-    """Remove the webhook and its deliveries (pending ones are not sent)."""
+def delete_webhook(db: Database, owner: Owner, webhook_id: str) -> bool:
+    """Remove ``owner``'s webhook and its deliveries (pending ones are not sent)."""
     with db.write() as session:
-        result = session.execute(delete(WebhookRow).where(WebhookRow.id == webhook_id))
+        result = session.execute(
+            restrict(delete(WebhookRow).where(WebhookRow.id == webhook_id), owner)
+        )
         gone = cast("CursorResult[Any]", result).rowcount
+        if not gone:
+            return False
         session.execute(delete(DeliveryRow).where(DeliveryRow.webhook_id == webhook_id))
         return bool(gone)
 
 
-def add_deliveries(conn: Connection, task_uid: str, status: str, event_at: datetime) -> int:
-    """Write one pending delivery per registered webhook, inside the caller's transaction."""
-    hooks = conn.execute(select(WebhookRow.id)).scalars().all()
+def add_deliveries(
+    conn: Connection, task_uid: str, status: str, event_at: datetime,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> int:
+    """Write one pending delivery per webhook of the task's account, inside the caller's
+    transaction (a webhook hears only of its own account's tasks)."""
+    hooks = conn.execute(
+        select(WebhookRow.id).where(WebhookRow.account_id == account_id)
+    ).scalars().all()
     if hooks:
         conn.execute(
             insert(cast(Table, DeliveryRow.__table__)),
@@ -223,10 +247,16 @@ def list_deliveries(db: Database, webhook_id: str, limit: int = 50) -> list[Deli
         return [Delivery.from_row(r) for r in rows]
 
 
-def count_by_status(db: Database) -> dict[str, int]:
+def count_by_status(db: Database, owner: Owner) -> dict[str, int]:
+    """Deliveries of ``owner``'s webhooks by status."""
     with db.read() as session:
         rows = session.execute(
-            select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status)
+            restrict(
+                select(DeliveryRow.status, func.count())
+                .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
+                .group_by(DeliveryRow.status),
+                owner,
+            )
         )
         counts = {s.value: 0 for s in DeliveryStatus}
         counts.update({str(status): int(n) for status, n in rows.all()})

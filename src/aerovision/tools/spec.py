@@ -215,6 +215,8 @@ class Tool(Generic[P]):
     them), not after every task: drawing and encoding full-size PNGs costs more than
     matching (docs/decisions.md, "Pictures on request"). False for a tool whose run
     costs far more than its pictures (surface): they are written after its verdict."""
+    permission: str = "tasks:creation"
+    """The ``resource:action`` a token needs to submit it (SPEC-accounts.md)."""
     chainable: bool = True
     """May be a step of a chain (its inputs are the chain's two inputs, in order)."""
     form: type[BaseModel] | None = None

@@ -5,6 +5,10 @@ most tools' pictures are drawn only when first downloaded: a download of a file
 its ``done`` task lists but that is not written yet asks for it if needed (the
 task's uid goes to the front of the queue, and a worker runs it again for its
 files) and waits for it, up to :data:`PENDING_WAIT_S`.
+
+Every file belongs to the task named in its key (``<area>/<uid>/<name>``): a
+download answers only for a task the caller's account may see, and 404 exactly
+as for a missing file otherwise.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
+from aerovision.api.auth import CallerDep
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message
 from aerovision.api.services import Services
 from aerovision.store import tasks as task_store
 from aerovision.store.files import PUBLIC_AREAS, BadKey
 from aerovision.store.models import FilesPending
+from aerovision.store.scope import Owner
 
 PENDING_WAIT_S = 30.0
 """Longest a download waits for a picture its ``done`` task is still writing; then 503."""
@@ -63,13 +69,20 @@ def _headers(key: str) -> tuple[str, dict[str, str]]:
     return DOWNLOAD_TYPE, {**HEADERS, "Content-Disposition": disposition}
 
 
+def _task_uid(key: str) -> str | None:
+    _, _, rest = key.partition("/")
+    uid, slash, _ = rest.partition("/")
+    return uid if slash and uid else None
+
+
 def _owed(key: str, services: Services) -> bool:
     """True when a ``done`` task lists ``key`` and its files are being written;
     pictures made on request are asked for here."""
-    area, _, rest = key.partition("/")
-    if area not in ("results", "thumbnails") or "/" not in rest:
+    area = key.partition("/")[0]
+    uid = _task_uid(key)
+    if area not in ("results", "thumbnails") or uid is None:
         return False
-    task = task_store.get_task(services.db, rest.split("/", 1)[0])
+    task = task_store.get_task(services.db, uid, None)
     if task is None or task.files_pending is None:
         return False
     if task.files_pending is FilesPending.ON_REQUEST:
@@ -98,8 +111,11 @@ def _wait_for(key: str, services: Services) -> bool:
     )
 
 
-def _serve(area: str, path: str, services: ServicesDep) -> Response:
+def _serve(area: str, path: str, services: Services, owner: Owner) -> Response:
     key = f"{area}/{path}"
+    uid = _task_uid(key)
+    if uid is None or task_store.get_task(services.db, uid, owner) is None:
+        raise HTTPException(status_code=404, detail="File not found")
     try:
         return _answer(key, services)
     except BadKey:
@@ -127,8 +143,8 @@ def _answer(key: str, services: Services) -> Response:
 
 
 def _route(area: str) -> None:
-    def download(path: str, services: ServicesDep) -> Response:
-        return _serve(area, path, services)
+    def download(path: str, services: ServicesDep, caller: CallerDep) -> Response:
+        return _serve(area, path, services, caller.owner(read=True))
 
     download.__name__ = f"download_{area}"
     download.__doc__ = f"Download a file listed by a task under {area}/."

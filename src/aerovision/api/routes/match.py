@@ -6,6 +6,7 @@ from fastapi import APIRouter, Form, Response
 from fastapi.responses import JSONResponse
 
 from aerovision import wire
+from aerovision.api.auth import CallerDep
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message, TaskOut
 from aerovision.api.submit import form_model, submit_tool
@@ -35,10 +36,12 @@ def _tool_route(name: str) -> None:
     def submit_route(
         form: Annotated[form_type, Form()],
         services: ServicesDep,
+        caller: CallerDep,
     ) -> Response:
         # written straight from the new row, like GET /api/v1/tasks/{uid}: the same
         # JSON as TaskOut without validating it again (a thread hop per submission)
-        return JSONResponse(wire.task_json(submit_tool(services, name, form)), status_code=201)
+        task = submit_tool(services, name, form, caller.account_id)
+        return JSONResponse(wire.task_json(task), status_code=201)
 
     submit_route.__name__ = f"match_{name}"
     submit_route.__doc__ = tool.docs

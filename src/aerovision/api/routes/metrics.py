@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from aerovision.api.auth import CallerDep
 from aerovision.api.deps import ServicesDep
 from aerovision.api.routes.system import WORKER_ALIVE_WITHIN_S
 from aerovision.api.services import Services
@@ -22,6 +23,7 @@ from aerovision.store import tasks as task_store
 from aerovision.store import webhooks as webhook_store
 from aerovision.store import workers as worker_store
 from aerovision.store.models import TaskStatus
+from aerovision.store.scope import Owner
 
 router = APIRouter(tags=["system"])
 
@@ -30,15 +32,16 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0
 
 
 class _ServiceCollector(Collector):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, owner: Owner) -> None:
         self.services = services
+        self.owner = owner
 
     def collect(self) -> Iterator[Metric]:
         db = self.services.db
         tasks = GaugeMetricFamily(
             "aerovision_tasks", "Tasks by tool and status.", labels=["tool", "status"]
         )
-        counts = task_store.count_by_tool_and_status(db)
+        counts = task_store.count_by_tool_and_status(db, self.owner)
         for tool in sorted({tool for tool, _ in counts}):
             for status in TaskStatus:
                 tasks.add_metric([tool, status.value], counts.get((tool, status.value), 0))
@@ -60,7 +63,7 @@ class _ServiceCollector(Collector):
             labels=["tool"],
         )
         for tool, (cumulative, total, total_s) in sorted(
-            task_store.duration_histogram(db, DURATION_BUCKETS).items()
+            task_store.duration_histogram(db, self.owner, DURATION_BUCKETS).items()
         ):
             buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)]
             durations.add_metric([tool], [*buckets, ("+Inf", total)], total_s)
@@ -69,16 +72,19 @@ class _ServiceCollector(Collector):
         deliveries = GaugeMetricFamily(
             "aerovision_webhook_deliveries", "Webhook deliveries by status.", labels=["status"]
         )
-        for delivery_status, n in webhook_store.count_by_status(db).items():
+        for delivery_status, n in webhook_store.count_by_status(db, self.owner).items():
             deliveries.add_metric([delivery_status], n)
         yield deliveries
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(services: ServicesDep) -> Response:
-    """Tasks by tool and status, queue depth, live workers, task durations, deliveries."""
+def metrics(services: ServicesDep, caller: CallerDep) -> Response:
+    """Tasks by tool and status, queue depth, live workers, task durations, deliveries.
+
+    Tasks, durations and deliveries are the caller's account's (every account's for a
+    token of `visibility_area: all`); the queue and the workers are the deployment's."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_ServiceCollector(services))
+    registry.register(_ServiceCollector(services, caller.owner(read=True)))
     return Response(
         generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

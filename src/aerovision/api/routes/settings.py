@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
+from aerovision.api.auth import CallerDep
 from aerovision.api.deps import ServicesDep
 from aerovision.api.schemas import Message, ToolSettingsOut
 from aerovision.params import partial_model
@@ -19,14 +20,18 @@ def _routes_for(tool: str) -> None:
     params_model: type[ToolParams] = TOOLS[tool].params
     update_model: Any = partial_model(params_model, strict=True)
 
-    def read(services: ServicesDep) -> ToolSettingsOut:
-        return ToolSettingsOut(tool=tool, params=get_tool_settings(services.db, tool))
+    def read(services: ServicesDep, caller: CallerDep) -> ToolSettingsOut:
+        return ToolSettingsOut(
+            tool=tool, params=get_tool_settings(services.db, tool, caller.account_id)
+        )
 
     def write(
-        services: ServicesDep, changes: Annotated[update_model, Body()]
+        services: ServicesDep, caller: CallerDep, changes: Annotated[update_model, Body()]
     ) -> ToolSettingsOut:
         given = changes.model_dump(exclude_unset=True)
-        return ToolSettingsOut(tool=tool, params=update_tool_settings(services.db, tool, given))
+        return ToolSettingsOut(
+            tool=tool, params=update_tool_settings(services.db, tool, given, caller.account_id)
+        )
 
     _register(read, "get", tool, f"{tool.capitalize()} settings")
     _register(write, "put", tool, f"Update {tool} settings")
@@ -35,11 +40,13 @@ def _routes_for(tool: str) -> None:
 def _register(fn: Callable[..., ToolSettingsOut], method: str, tool: str, summary: str) -> None:
     fn.__name__ = f"{method}_{tool}_settings"
     doc = (
-        f"Current defaults of the {tool} tool, applied when a request leaves a parameter out."
+        f"Current defaults of the {tool} tool, applied when a request leaves a parameter out "
+        "(the caller's account's own changes over the deployment's defaults)."
         if method == "get"
         else f"Change some or all of the {tool} tool's defaults; fields left out keep their "
         "value, unknown fields and out-of-range values are refused (422). Persisted and "
-        "shared by every process."
+        "shared by every process; for the caller's account only (the `default` account's "
+        "settings are the deployment's defaults)."
     )
     fn.__doc__ = doc
     responses: dict[int | str, dict[str, Any]] = (

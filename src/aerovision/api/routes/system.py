@@ -117,6 +117,7 @@ def health(services: ServicesDep) -> JSONResponse:
     ok = database == "ok" and queue == "ok" and files == "ok" and workers > 0
     body = HealthOut(
         status="ok" if ok else "degraded",
+        auth=services.settings.auth_mode,
         database=database,
         queue=queue,
         files=files,

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 
 from aerovision import netpolicy
+from aerovision.api.auth import CallerDep
 from aerovision.api.deps import ServicesDep
 from aerovision.api.errors import field_error
 from aerovision.api.schemas import DeliveryOut, Message, WebhookIn, WebhookOut
@@ -40,8 +41,8 @@ def _known(webhook_id: str) -> str:
     summary="Register a webhook",
     responses={400: {"model": Message, "description": "The body is not JSON (or not UTF-8)."}},
 )
-def create_webhook(body: WebhookIn, services: ServicesDep) -> WebhookOut:
-    """Every task that ends (done or error) from now on is POSTed to `url`.
+def create_webhook(body: WebhookIn, services: ServicesDep, caller: CallerDep) -> WebhookOut:
+    """Every task of the account that ends (done or error) from now on is POSTed to `url`.
 
     The URL's host is resolved (nothing is connected to): a host that is, or
     resolves to, a loopback, link-local, private, reserved or cloud metadata
@@ -65,27 +66,33 @@ def create_webhook(body: WebhookIn, services: ServicesDep) -> WebhookOut:
         ) from None
     except netpolicy.Unresolvable:
         pass  # may resolve later (or only where the notifier runs): checked at each send
-    return _out(webhook_store.create_webhook(services.db, body.url, body.secret))
+    return _out(webhook_store.create_webhook(
+        services.db, caller.owner(read=False), body.url, body.secret
+    ))
 
 
 @router.get("", summary="List webhooks")
-def list_webhooks(services: ServicesDep) -> list[WebhookOut]:
-    """All registered webhooks (secrets are never shown)."""
-    return [_out(h) for h in webhook_store.list_webhooks(services.db)]
+def list_webhooks(services: ServicesDep, caller: CallerDep) -> list[WebhookOut]:
+    """The account's webhooks (secrets are never shown)."""
+    return [_out(h) for h in webhook_store.list_webhooks(services.db, caller.owner(read=True))]
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook", responses=NOT_FOUND)
-def delete_webhook(webhook_id: str, services: ServicesDep) -> Response:
+def delete_webhook(webhook_id: str, services: ServicesDep, caller: CallerDep) -> Response:
     """Stop notifying this receiver; its pending deliveries are dropped."""
-    if not webhook_store.delete_webhook(services.db, _known(webhook_id)):
+    owner = caller.owner(read=False)
+    if not webhook_store.delete_webhook(services.db, owner, _known(webhook_id)):
         raise HTTPException(status_code=404, detail="Webhook not found")
     return Response(status_code=204)
 
 
 @router.get("/{webhook_id}/deliveries", summary="Recent deliveries", responses=NOT_FOUND)
-def list_deliveries(webhook_id: str, services: ServicesDep) -> list[DeliveryOut]:
+def list_deliveries(
+    webhook_id: str, services: ServicesDep, caller: CallerDep
+) -> list[DeliveryOut]:
     """The 50 most recent deliveries to this webhook, newest first."""
-    if webhook_store.get_webhook(services.db, _known(webhook_id)) is None:
+    owner = caller.owner(read=True)
+    if webhook_store.get_webhook(services.db, _known(webhook_id), owner) is None:
         raise HTTPException(status_code=404, detail="Webhook not found")
     return [
         DeliveryOut(
