@@ -71,7 +71,8 @@ class Token:
     created_at: datetime
 
     @classmethod
-    def from_row(cls, row: TokenRow) -> Token:
+    def from_row(cls, row: Any) -> Token:
+        """From an ORM ``TokenRow`` or a Core row of the tokens table."""
         return cls(
             token_id=row.token_id, account_id=row.account_id, description=row.description,
             permissions={k: list(v) for k, v in row.permissions.items()},
@@ -241,14 +242,7 @@ def token_by_secret(db: Database, secret: str) -> Token | None:
         row = conn.execute(
             select(TokenRow).where(TokenRow.secret_sha256 == secret_digest(secret))
         ).first()
-    if row is None:
-        return None
-    return Token(
-        token_id=row.token_id, account_id=row.account_id, description=row.description,
-        permissions={k: list(v) for k, v in row.permissions.items()},
-        expiration_time=row.expiration_time, visibility_area=row.visibility_area,
-        created_at=row.created_at,
-    )
+    return Token.from_row(row) if row is not None else None
 
 
 def list_tokens(db: Database, account_id: str) -> list[Token]:
