@@ -312,6 +312,21 @@ def test_webhooks_add_list_rm(av: Any) -> None:
     assert refused.exit_code == 3 and "url must be an http" in refused.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ("accounts", "list"),
+    ("tokens", "list"),
+    ("tokens", "create", "--permission", "tasks:view"),
+    ("tokens", "revoke", "some-id"),
+])
+def test_accounts_and_tokens_need_a_server_in_accounts_mode(
+    av: Any, args: tuple[str, ...]
+) -> None:
+    result = av(*args)
+    assert result.exit_code == 3, result.output
+    assert "accounts are not enabled on this server (AEROVISION_AUTH=off)" in result.stderr
+    assert result.stderr.endswith("(409)\n")
+
+
 # -- batch
 
 
@@ -409,7 +424,8 @@ def test_service_commands_still_work(tmp_path: Path) -> None:
     migrated = runner.invoke(cli.main, ["migrate", "--data-dir", str(tmp_path / "d")])
     assert migrated.exit_code == 0 and "database schema is up to date" in migrated.stdout
     helped = runner.invoke(cli.main, ["--help"])
-    for name in ("serve", "worker", "migrate", "match", "tasks", "settings", "webhooks"):
+    for name in ("serve", "worker", "migrate", "match", "tasks", "settings", "webhooks",
+                 "accounts", "tokens"):
         assert f"  {name} " in helped.stdout
     assert "AEROVISION_PORT" in runner.invoke(cli.main, ["serve", "--help"]).stdout
     match_help = runner.invoke(cli.main, ["match", "template", "--help"]).stdout

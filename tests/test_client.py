@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import base64
 import io
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +121,25 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             for name in made}
 
 
+ADMIN_LOGIN = "admin@example.com"
+ADMIN_PASSWORD = "admin-password-1"
+ACCOUNTS_ENV = {
+    "AEROVISION_AUTH": "accounts", "AEROVISION_ADMIN_LOGIN": ADMIN_LOGIN,
+    "AEROVISION_ADMIN_PASSWORD": ADMIN_PASSWORD,
+}
+"""A server in accounts mode, its first admin made at start-up."""
+
+
+def start_accounts_server(tmp_path_factory: pytest.TempPathFactory, name: str) -> ServeProcess:
+    """A real `aerovision serve` in accounts mode (1 worker); the caller stops it."""
+    return ServeProcess(tmp_path_factory.mktemp(name) / "data", workers=1,
+                        env=ACCOUNTS_ENV).start()
+
+
+def unique_login(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.com"
+
+
 @pytest.fixture
 def client(server: ServeProcess) -> Iterator[avc.Client]:
     with avc.Client(server.base_url, timeout=10) as c:
@@ -135,6 +157,20 @@ def _assert_template_done(task: avc.Task) -> None:
     assert task.result_files == [
         f"results/{task.uid}/matches.png", f"results/{task.uid}/heatmap.png"
     ]
+
+
+@pytest.fixture(scope="module")
+def accounts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    proc = start_accounts_server(tmp_path_factory, "client-accounts")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def admin(accounts_server: ServeProcess) -> Iterator[avc.Client]:
+    with avc.Client(accounts_server.base_url, login=ADMIN_LOGIN, password=ADMIN_PASSWORD,
+                    timeout=10) as c:
+        yield c
 
 
 # -- templates, sync and async, with downloads
@@ -600,6 +636,200 @@ def test_api_key_is_sent_as_bearer_token() -> None:
         assert request.headers["Authorization"] == "Bearer k-123"
     finally:
         receiver.stop()
+
+
+def test_credentials_become_one_authorization_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    def sent(**kwargs: Any) -> str | None:
+        return avc._headers(kwargs.pop("api_key", None), **kwargs).get("Authorization")
+
+    basic = "Basic " + base64.b64encode(b"alice@example.com:pa:ss").decode()
+    assert sent() is None
+    assert sent(api_key="k") == sent(token="k") == sent(api_key="k", token="k") == "Bearer k"
+    assert sent(login="alice@example.com", password="pa:ss") == basic
+    monkeypatch.setenv(avc.TOKEN_ENV, "from-env")
+    assert sent() == "Bearer from-env"  # nothing explicit: the environment's token
+    assert sent(token="t") == "Bearer t"  # explicit arguments win
+    assert sent(api_key="k") == "Bearer k"
+    assert sent(login="alice@example.com", password="pa:ss") == basic
+    for bad, message in [
+        ({"login": "alice@example.com"}, "go together"),
+        ({"password": "secret-1"}, "go together"),
+        ({"login": "a:b", "password": "secret-1"}, "cannot contain ':'"),
+        ({"login": "alice", "password": "secret-1", "token": "t"}, "not both"),
+        ({"api_key": "k", "token": "t"}, "give one"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            sent(**bad)
+    with pytest.raises(ValueError, match="go together"):
+        avc.AsyncClient("http://127.0.0.1:9", login="alice")
+
+
+def test_permissions_as_mapping_or_strings() -> None:
+    expected = {"tasks": ["view", "creation"], "analyze": ["creation"]}
+    assert avc.permissions_json(expected) == expected
+    assert avc.permissions_json(
+        ["tasks:view", "tasks:creation", "analyze:creation", "tasks:view"]
+    ) == expected
+    assert avc.permissions_json(["tasks:view,creation", "analyze:creation"]) == expected
+    assert avc.permissions_json("tasks:view") == {"tasks": ["view"]}
+    assert avc.permissions_json({"tasks": "view"}) == {"tasks": ["view"]}
+    for bad in ("tasks", "tasks:", ":view"):
+        with pytest.raises(ValueError, match="is not RESOURCE:ACTION"):
+            avc.permissions_json([bad])
+    call = avc._build_create_token(
+        ["tasks:view"], "d", datetime(2030, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))), "all"
+    )
+    assert call.json == {"description": "d", "expiration_time": "2030-01-01T00:00:00",
+                         "permissions": {"tasks": ["view"]}, "visibility_area": "all"}
+    assert avc._build_revoke_token("a/b").path == "/api/v1/tokens/a%2Fb"
+
+
+# -- accounts and tokens, against a server in accounts mode
+
+
+def test_accounts_tokens_and_a_task_submitted_with_a_token(
+    accounts_server: ServeProcess, admin: avc.Client, files: dict[str, Path], tmp_path: Path
+) -> None:
+    me = admin.account()
+    assert (me.login, me.account_type) == (ADMIN_LOGIN, "admin")
+    login = unique_login("alice")
+    alice = admin.create_account(login, "alice-password-1", description="line 3")
+    assert isinstance(alice, avc.Account) and alice.created_at is not None
+    assert (alice.login, alice.account_type, alice.description) == (login, "user", "line 3")
+    page = admin.accounts(limit=200)
+    assert alice in page.accounts and page.total >= 3  # default, the admin, alice
+    assert admin.get_account(alice.account_id) == alice
+
+    with avc.Client(accounts_server.base_url, login=login, password="alice-password-1") as av:
+        assert av.account() == alice
+        made = av.create_token(["tasks:view", "tasks:creation"], description="camera")
+        assert made.secret and made.secret not in repr(made)
+        assert made.permissions == {"tasks": ["creation", "view"]}  # sorted by the server
+        assert made.visibility_area == "account" and made.expiration_time is None
+        listed = av.tokens()
+        assert [t.token_id for t in listed] == [made.token_id]
+        assert listed[0].secret is None and listed[0].permission_names == [
+            "tasks:creation", "tasks:view"
+        ]
+
+    with avc.Client(accounts_server.base_url, token=made.secret, timeout=10) as av:
+        assert av.account().login == login
+        done = av.wait(av.match_template(files["scene"], files["icon"], threshold=0.9),
+                       timeout=60)
+        _assert_template_done(done)
+        assert len(av.download(done, tmp_path)) == 2
+        assert av.list_tasks().tasks[0].uid == done.uid
+    with pytest.raises(avc.NotFound):  # another account's task: as if missing
+        admin.get_task(done.uid)
+
+    with avc.Client(accounts_server.base_url, login=login, password="alice-password-1") as av:
+        av.revoke_token(made.token_id)
+        assert av.tokens() == []
+        with pytest.raises(avc.NotFound, match="Token not found"):
+            av.revoke_token(made.token_id)
+    with avc.Client(accounts_server.base_url, token=made.secret) as av, pytest.raises(
+        avc.Unauthorized, match="revoked"
+    ) as caught:
+        av.get_task(done.uid)
+    assert caught.value.status_code == 401
+
+
+def test_a_token_without_the_permission_gets_permission_denied(
+    accounts_server: ServeProcess, admin: avc.Client, files: dict[str, Path]
+) -> None:
+    expires = datetime.now(UTC) + timedelta(days=1)
+    viewer = admin.create_token({"tasks": ["view"]}, expiration_time=expires)
+    assert viewer.expiration_time == expires.replace(tzinfo=None, microsecond=0)
+    try:
+        with avc.Client(accounts_server.base_url, token=viewer.secret) as av:
+            assert av.list_tasks().total >= 0  # tasks:view is enough for that
+            with pytest.raises(avc.PermissionDenied) as caught:
+                av.match_template(files["scene"], files["icon"])
+            assert caught.value.status_code == 403
+            assert caught.value.message == "token lacks permission tasks:creation"
+            with pytest.raises(avc.PermissionDenied, match="tokens:creation"):
+                av.create_token(["tasks:view"])
+    finally:
+        admin.revoke_token(viewer.token_id)
+    with pytest.raises(avc.InvalidRequest, match="unknown action"):
+        admin.create_token(["tasks:fly"])
+
+
+def test_the_token_comes_from_the_environment(
+    accounts_server: ServeProcess, admin: avc.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = admin.create_token(["tasks:view"], description="from the environment")
+    try:
+        assert made.secret is not None
+        monkeypatch.setenv("AEROVISION_TOKEN", made.secret)
+        with avc.Client(accounts_server.base_url) as av:
+            assert av.account().login == ADMIN_LOGIN
+            with pytest.raises(avc.PermissionDenied, match="lacks permission tokens:view"):
+                av.tokens()  # the token's permissions, not the admin's password's
+        with avc.Client(accounts_server.base_url, token="av_wrong") as av, pytest.raises(
+            avc.Unauthorized
+        ):
+            av.account()  # an explicit token wins over the environment's
+    finally:
+        admin.revoke_token(made.token_id)
+
+
+def test_account_errors(accounts_server: ServeProcess, admin: avc.Client) -> None:
+    login = unique_login("bob")
+    bob = admin.create_account(login, "bob-password-1", account_type="advanced_user")
+    assert bob.account_type == "advanced_user"
+    with pytest.raises(avc.Conflict, match="is taken") as taken:
+        admin.create_account(login, "bob-password-1")
+    assert taken.value.status_code == 409
+    with pytest.raises(avc.InvalidRequest, match="password"):
+        admin.create_account(unique_login("short"), "short")
+    with avc.Client(accounts_server.base_url, login=login, password="bob-password-1") as av:
+        with pytest.raises(avc.PermissionDenied, match="only an admin"):
+            av.create_account(unique_login("eve"), "eve-password-1")
+        assert av.create_token(["tasks:view"], visibility_area="all").visibility_area == "all"
+    with avc.Client(accounts_server.base_url, login=login, password="wrong-password") as av, \
+            pytest.raises(avc.Unauthorized, match="wrong login or password"):
+        av.account()
+    with avc.Client(accounts_server.base_url) as av, pytest.raises(
+        avc.Unauthorized, match="credentials needed"
+    ):
+        av.list_tasks()
+    with pytest.raises(avc.Conflict, match="cannot be deleted"):
+        admin.delete_account(admin.account().account_id)
+    admin.delete_account(bob.account_id)
+    with pytest.raises(avc.NotFound, match="Account not found"):
+        admin.delete_account(bob.account_id)
+    with avc.Client(accounts_server.base_url, login=login, password="bob-password-1") as av, \
+            pytest.raises(avc.Unauthorized):
+        av.account()
+
+
+def test_accounts_and_tokens_async(accounts_server: ServeProcess) -> None:
+    async def scenario() -> tuple[avc.Account, avc.Token, list[str], int]:
+        url = accounts_server.base_url
+        async with avc.AsyncClient(url, login=ADMIN_LOGIN, password=ADMIN_PASSWORD) as ac:
+            made = await ac.create_account(unique_login("carol"), "carol-password-1")
+            page = await ac.accounts(limit=1)
+            assert (await ac.get_account(made.account_id)) == made
+        async with avc.AsyncClient(url, login=made.login, password="carol-password-1") as ac:
+            token = await ac.create_token({"tasks": ["view"]}, description="async")
+        async with avc.AsyncClient(url, token=token.secret) as ac:
+            me = await ac.account()
+        async with avc.AsyncClient(url, login=made.login, password="carol-password-1") as ac:
+            listed = [t.token_id for t in await ac.tokens()]
+            await ac.revoke_token(token.token_id)
+        async with avc.AsyncClient(url, login=ADMIN_LOGIN, password=ADMIN_PASSWORD) as ac:
+            await ac.delete_account(made.account_id)
+        return me, token, listed, len(page.accounts)
+
+    me, token, listed, shown = run(scenario())
+    assert me.login.startswith("carol-") and listed == [token.token_id] and shown == 1
+
+
+def test_accounts_on_a_server_without_them(client: avc.Client) -> None:
+    assert client.account().login == "default"
+    with pytest.raises(avc.Conflict, match="accounts are not enabled"):
+        client.tokens()
 
 
 def _catalog() -> dict[str, avc.ToolInfo]:

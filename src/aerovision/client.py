@@ -17,6 +17,17 @@ Example::
         av.download(task, "out/")       # out/matches.png, out/heatmap.png
         info = av.wait(av.match("inspect", image="photo.jpg", bins=16))
 
+On a server in ``accounts`` mode (``AEROVISION_AUTH=accounts``), sign in with a
+token (``Client(url, token=...)``, or ``AEROVISION_TOKEN`` in the environment) or
+with an account's login and password; the account may make tokens of some of
+its permissions::
+
+    with Client(url, login="alice@example.com", password="...") as av:
+        made = av.create_token(["tasks:view", "tasks:creation"], description="line 3")
+        print(made.secret)                # shown this once: keep it
+    with Client(url, token=made.secret) as av:
+        print(av.account().login)         # alice@example.com
+
 Every tool the server runs is submitted with ``match(tool, **inputs_and_params)``;
 the client learns each tool's inputs from the server (``GET /api/v1/tools``, asked
 once per client, :meth:`Client.tools`), so a tool added to the server needs no
@@ -28,7 +39,10 @@ Exceptions (every one is an :class:`AeroVisionError`)::
     AeroVisionError
     ├── TransportError      no answer: connection refused, DNS, network timeout
     ├── APIError            the server answered 4xx/5xx; .status_code, .message, .errors
+    │   ├── Unauthorized        401: no, wrong, revoked or expired credentials
+    │   ├── PermissionDenied    403: the token lacks the permission (named in .message)
     │   ├── NotFound            404: unknown task, webhook, file or route
+    │   ├── Conflict            409: e.g. a login already taken, accounts not enabled
     │   ├── PayloadTooLarge     413: an upload is over the server's limit
     │   ├── InvalidRequest      422: bad parameters or files; .errors = the server's details
     │   └── ServerError         5xx: a bug or outage on the server side
@@ -49,52 +63,67 @@ by default, anyway). Reading a path that does not exist raises ``OSError``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import mimetypes
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Generic, Literal, Self, TypeAlias, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 __all__ = [
     "DEFAULT_URL",
+    "TOKEN_ENV",
     "APIError",
+    "Account",
+    "AccountPage",
+    "AccountType",
     "AeroVisionClient",
     "AeroVisionError",
     "AsyncClient",
     "BatchResult",
     "Client",
+    "Conflict",
     "Delivery",
     "FileInput",
     "InvalidRequest",
     "NotFound",
     "PayloadTooLarge",
+    "PermissionDenied",
+    "Permissions",
     "ServerError",
     "Task",
     "TaskFailed",
     "TaskPage",
     "TaskStatus",
+    "Token",
     "Tool",
     "ToolInfo",
     "ToolInput",
     "ToolSettings",
     "TransportError",
+    "Unauthorized",
     "UnknownTool",
     "WaitTimeout",
     "Webhook",
     "describe_error",
+    "permissions_json",
     "ply_normals",
 ]
 
 DEFAULT_URL = "http://localhost:8888"
 """Where the server listens when nothing else is said (``aerovision serve``'s default)."""
+
+TOKEN_ENV = "AEROVISION_TOKEN"
+"""The environment variable a client takes its token from when given no credentials."""
 
 DEFAULT_TIMEOUT_S = 30.0
 """Timeout of one HTTP request (connect, read, write), in seconds."""
@@ -115,6 +144,18 @@ Tool: TypeAlias = str
 """A tool's name, e.g. ``"template"``: :meth:`Client.tools` lists those the server runs."""
 TaskStatus = Literal["queued", "processing", "done", "error"]
 FINISHED: frozenset[str] = frozenset({"done", "error"})
+
+AccountType = Literal["user", "advanced_user", "admin"]
+"""``user`` sees its own data; ``advanced_user`` may also read every account's (with a
+token of ``visibility_area="all"``); ``admin`` also manages accounts."""
+
+Permissions: TypeAlias = Mapping[str, Iterable[str]] | Iterable[str]
+"""A token's permissions: ``{"tasks": ["view", "creation"]}``, or the same as
+``resource:action`` strings, ``["tasks:view", "tasks:creation"]`` (``"tasks:view,creation"``
+also works). Resources and actions: tasks (view, creation, deletion), settings (view,
+modification), webhooks (view, creation, deletion), libraries and recipes (view, creation,
+modification, deletion), analyze (creation), events (view, deletion), tokens (view,
+creation, modification, deletion)."""
 
 FileInput: TypeAlias = (
     str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
@@ -154,8 +195,22 @@ class APIError(AeroVisionError):
         self.errors: list[dict[str, Any]] = errors or []
 
 
+class Unauthorized(APIError):
+    """401: credentials missing, wrong, revoked or expired (the message says which)."""
+
+
+class PermissionDenied(APIError):
+    """403: valid credentials that may not do this, e.g. ``token lacks permission
+    tasks:creation``, or an account that is not an admin managing accounts."""
+
+
 class NotFound(APIError):
     """404: unknown task, webhook, file or route (e.g. a tool the server lacks)."""
+
+
+class Conflict(APIError):
+    """409: the request clashes with the server's state: a login already taken, the
+    account deleting itself, accounts or tokens asked of a server not in accounts mode."""
 
 
 class PayloadTooLarge(APIError):
@@ -199,7 +254,8 @@ class WaitTimeout(AeroVisionError, TimeoutError):
 
 
 _STATUS_ERRORS: dict[int, type[APIError]] = {
-    404: NotFound, 413: PayloadTooLarge, 422: InvalidRequest,
+    401: Unauthorized, 403: PermissionDenied, 404: NotFound, 409: Conflict,
+    413: PayloadTooLarge, 422: InvalidRequest,
 }
 
 
@@ -354,6 +410,67 @@ class Delivery:
     next_attempt_at: datetime | None
     created_at: datetime | None
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account (``GET /api/v1/account``, ``/api/v1/accounts``). ``raw``: its JSON."""
+
+    account_id: str
+    login: str
+    account_type: AccountType
+    description: str
+    created_at: datetime | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Account:
+        return cls(
+            account_id=data["account_id"], login=data["login"],
+            account_type=data["account_type"], description=data.get("description") or "",
+            created_at=_time(data.get("created_at")), raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class AccountPage:
+    """One page of ``GET /api/v1/accounts``: ``total`` accounts exist, oldest first."""
+
+    total: int
+    accounts: list[Account]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token of the caller's account. Times are UTC; ``expiration_time`` None: never.
+
+    ``secret`` is what to send (``Client(url, token=secret)``): only the token
+    :meth:`Client.create_token` returns has it; the server never shows it again.
+    """
+
+    token_id: str
+    description: str
+    permissions: dict[str, list[str]]
+    expiration_time: datetime | None
+    visibility_area: Literal["account", "all"]
+    created_at: datetime | None
+    secret: str | None = field(default=None, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def permission_names(self) -> list[str]:
+        """The permissions as ``resource:action`` strings, e.g. ``["tasks:view"]``."""
+        return [f"{r}:{a}" for r, actions in self.permissions.items() for a in actions]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Token:
+        return cls(
+            token_id=data["token_id"], description=data.get("description") or "",
+            permissions={r: list(a) for r, a in (data.get("permissions") or {}).items()},
+            expiration_time=_time(data.get("expiration_time")),
+            visibility_area=data.get("visibility_area", "account"),
+            created_at=_time(data.get("created_at")), secret=data.get("token"), raw=dict(data),
+        )
 
 
 @dataclass(frozen=True)
@@ -601,6 +718,93 @@ def _build_version() -> _Call[dict[str, Any]]:
     return _Call("GET", "/api/v1/version", dict)
 
 
+def _segment(value: str) -> str:
+    """``value`` as one segment of a URL path (an id with a ``/`` stays one)."""
+    return quote(value, safe="")
+
+
+def _build_account() -> _Call[Account]:
+    return _Call("GET", "/api/v1/account", Account.from_json)
+
+
+def _build_create_account(
+    login: str, password: str, account_type: str, description: str
+) -> _Call[Account]:
+    body = {"login": login, "password": password, "account_type": account_type,
+            "description": description}
+    return _Call("POST", "/api/v1/accounts", Account.from_json, json=body)
+
+
+def _build_accounts(offset: int, limit: int) -> _Call[AccountPage]:
+    def parse(data: Any) -> AccountPage:
+        return AccountPage(data["total"], [Account.from_json(a) for a in data["accounts"]])
+
+    return _Call("GET", "/api/v1/accounts", parse, params={"offset": offset, "limit": limit})
+
+
+def _build_get_account(account_id: str) -> _Call[Account]:
+    return _Call("GET", f"/api/v1/accounts/{_segment(account_id)}", Account.from_json)
+
+
+def _build_delete_account(account_id: str) -> _Call[None]:
+    return _Call("DELETE", f"/api/v1/accounts/{_segment(account_id)}", lambda _data: None)
+
+
+def permissions_json(permissions: Permissions) -> dict[str, list[str]]:
+    """``permissions`` (see :data:`Permissions`) as the server takes them:
+    ``["tasks:view", "tasks:creation"]`` → ``{"tasks": ["view", "creation"]}``.
+    Raises ValueError for a string that is not ``resource:action``."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(permissions, Mapping):
+        for resource, actions in permissions.items():
+            if isinstance(actions, str):
+                actions = [actions]
+            pairs += [(str(resource), str(action)) for action in actions]
+    else:
+        for text in [permissions] if isinstance(permissions, str) else permissions:
+            resource, sep, actions_text = str(text).partition(":")
+            actions = [a.strip() for a in actions_text.split(",") if a.strip()]
+            if not sep or not resource.strip() or not actions:
+                raise ValueError(
+                    f"{text!r} is not RESOURCE:ACTION (e.g. tasks:view or tasks:view,creation)"
+                )
+            pairs += [(resource.strip(), action) for action in actions]
+    out: dict[str, list[str]] = {}
+    for resource, action in pairs:
+        actions_of = out.setdefault(resource, [])
+        if action not in actions_of:
+            actions_of.append(action)
+    return out
+
+
+def _expiration_json(value: datetime | str | None) -> str | None:
+    """An expiry as the server takes it: ISO 8601 in UTC (a naive datetime is UTC)."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="seconds")
+
+
+def _build_create_token(
+    permissions: Permissions, description: str, expiration_time: datetime | str | None,
+    visibility_area: str,
+) -> _Call[Token]:
+    body = {
+        "description": description, "expiration_time": _expiration_json(expiration_time),
+        "permissions": permissions_json(permissions), "visibility_area": visibility_area,
+    }
+    return _Call("POST", "/api/v1/tokens", Token.from_json, json=body)
+
+
+def _build_tokens() -> _Call[list[Token]]:
+    return _Call("GET", "/api/v1/tokens", lambda data: [Token.from_json(t) for t in data])
+
+
+def _build_revoke_token(token_id: str) -> _Call[None]:
+    return _Call("DELETE", f"/api/v1/tokens/{_segment(token_id)}", lambda _data: None)
+
+
 def _error_for(response: httpx.Response) -> APIError:
     """The exception for an error answer, with the server's message and 422 details."""
     try:
@@ -766,10 +970,34 @@ def _uid(task: Task | str) -> str:
     return task.uid if isinstance(task, Task) else task
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
+def _authorization(
+    api_key: str | None, token: str | None, login: str | None, password: str | None
+) -> str | None:
+    """The ``Authorization`` header for the credentials given (see :class:`Client`);
+    ValueError for a mix that says two things."""
+    if login or password is not None:
+        if not login or password is None:
+            raise ValueError("login and password go together: give both")
+        if ":" in login:
+            raise ValueError("a login cannot contain ':' (HTTP Basic separates it so)")
+        if token or api_key:
+            raise ValueError("give a token or a login and password, not both")
+        pair = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+        return f"Basic {pair}"
+    if token and api_key and token != api_key:
+        raise ValueError("token and api_key are both sent as Bearer: give one")
+    secret = token or api_key or os.environ.get(TOKEN_ENV, "").strip()
+    return f"Bearer {secret}" if secret else None
+
+
+def _headers(
+    api_key: str | None, token: str | None = None, login: str | None = None,
+    password: str | None = None,
+) -> dict[str, str]:
     headers = {"User-Agent": "aerovision-client", "Accept": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
+    authorization = _authorization(api_key, token, login, password)
+    if authorization:
+        headers["Authorization"] = authorization
     return headers
 
 
@@ -862,21 +1090,39 @@ class Client(_Shortcuts[Task]):
     base_url : str
         The server, e.g. ``http://localhost:8888``.
     api_key : str, optional
-        Sent as ``Authorization: Bearer <api_key>``.
+        A static key (``AEROVISION_API_KEYS``) or a token: sent as
+        ``Authorization: Bearer <api_key>``.
     timeout : float
         Timeout of each HTTP request in seconds (waiting for a task is
         :meth:`wait`'s own ``timeout``).
+    token : str, optional
+        A token's secret (:meth:`create_token`), sent as ``Authorization: Bearer``:
+        the token's permissions only.
+    login, password : str, optional
+        An account's login and password, sent as HTTP Basic: all of the account's
+        permissions (needed to make tokens or, for an admin, accounts without one).
+
+    One kind of credentials is sent, chosen in this order: ``login`` and
+    ``password`` (both, and then no token or key); else ``token`` or ``api_key``
+    (the same thing under two names; giving two different ones is an error); else
+    the environment's ``AEROVISION_TOKEN`` (:data:`TOKEN_ENV`), read when the
+    client is made; else none (a server in ``off`` mode needs none). Mixing a
+    login with a token raises ValueError. Missing or bad credentials are the
+    server's :class:`Unauthorized` (401); a token lacking a route's permission
+    gets :class:`PermissionDenied` (403).
 
     Use it as a context manager, or call :meth:`close`.
     """
 
     def __init__(
         self, base_url: str = DEFAULT_URL, api_key: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float = DEFAULT_TIMEOUT_S, *, token: str | None = None,
+        login: str | None = None, password: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.base_url, headers=_headers(api_key), timeout=timeout
+            base_url=self.base_url, headers=_headers(api_key, token, login, password),
+            timeout=timeout,
         )
         self._tools: Catalog | None = None
 
@@ -1023,6 +1269,63 @@ class Client(_Shortcuts[Task]):
         """The 50 most recent deliveries to a webhook, newest first."""
         return self._send(_build_deliveries(webhook_id))
 
+    # -- accounts and tokens (a server in ``accounts`` mode)
+
+    def account(self) -> Account:
+        """The account the credentials act for (``default`` on a server without accounts)."""
+        return self._send(_build_account())
+
+    def create_token(
+        self, permissions: Permissions, description: str = "",
+        expiration_time: datetime | str | None = None,
+        visibility_area: Literal["account", "all"] = "account",
+    ) -> Token:
+        """A new token of the caller's account holding ``permissions`` (see
+        :data:`Permissions`; never more than the caller holds), returned with its
+        ``secret``, which the server never shows again.
+
+        ``expiration_time``: a datetime (naive ones are UTC) or ISO 8601 text; None:
+        it never expires. ``visibility_area="all"``: it may read every account's data
+        (advanced_user and admin accounts only). Needs the account's password or a
+        token holding ``tokens:creation``; :class:`PermissionDenied` (403) when asking
+        for more than the caller holds, :class:`InvalidRequest` (422) for an unknown
+        resource or action, or an expiry in the past.
+        """
+        return self._send(
+            _build_create_token(permissions, description, expiration_time, visibility_area)
+        )
+
+    def tokens(self) -> list[Token]:
+        """The account's tokens, oldest first (without their secrets)."""
+        return self._send(_build_tokens())
+
+    def revoke_token(self, token_id: str) -> None:
+        """Delete a token: it stops working at once. :class:`NotFound` for an unknown id."""
+        self._send(_build_revoke_token(token_id))
+
+    def create_account(
+        self, login: str, password: str, account_type: AccountType = "user",
+        description: str = "",
+    ) -> Account:
+        """A new account (admins only): ``password`` of 8 characters or more.
+        :class:`Conflict` (409) if the login is taken, :class:`PermissionDenied` (403)
+        for a caller that is not an admin."""
+        return self._send(_build_create_account(login, password, account_type, description))
+
+    def accounts(self, offset: int = 0, limit: int = 50) -> AccountPage:
+        """A page of the server's accounts, oldest first (admins only; ``limit`` 1–200)."""
+        return self._send(_build_accounts(offset, limit))
+
+    def get_account(self, account_id: str) -> Account:
+        """One account (admins only). :class:`NotFound` ("Account not found")."""
+        return self._send(_build_get_account(account_id))
+
+    def delete_account(self, account_id: str) -> None:
+        """Delete an account **and everything it owns** (admins only): its tasks and their
+        files, webhooks, settings and tokens. :class:`NotFound` for an unknown id,
+        :class:`Conflict` for the ``default`` account or the caller's own."""
+        self._send(_build_delete_account(account_id))
+
     # -- service
 
     def version(self) -> dict[str, Any]:
@@ -1043,11 +1346,13 @@ class AsyncClient(_Shortcuts[Awaitable[Task]]):
 
     def __init__(
         self, base_url: str = DEFAULT_URL, api_key: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_S,
+        timeout: float = DEFAULT_TIMEOUT_S, *, token: str | None = None,
+        login: str | None = None, password: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=_headers(api_key), timeout=timeout
+            base_url=self.base_url, headers=_headers(api_key, token, login, password),
+            timeout=timeout,
         )
         self._tools: Catalog | None = None
 
@@ -1158,6 +1463,49 @@ class AsyncClient(_Shortcuts[Awaitable[Task]]):
     async def webhook_deliveries(self, webhook_id: str) -> list[Delivery]:
         """See :meth:`Client.webhook_deliveries`."""
         return await self._send(_build_deliveries(webhook_id))
+
+    async def account(self) -> Account:
+        """See :meth:`Client.account`."""
+        return await self._send(_build_account())
+
+    async def create_token(
+        self, permissions: Permissions, description: str = "",
+        expiration_time: datetime | str | None = None,
+        visibility_area: Literal["account", "all"] = "account",
+    ) -> Token:
+        """See :meth:`Client.create_token`."""
+        return await self._send(
+            _build_create_token(permissions, description, expiration_time, visibility_area)
+        )
+
+    async def tokens(self) -> list[Token]:
+        """See :meth:`Client.tokens`."""
+        return await self._send(_build_tokens())
+
+    async def revoke_token(self, token_id: str) -> None:
+        """See :meth:`Client.revoke_token`."""
+        await self._send(_build_revoke_token(token_id))
+
+    async def create_account(
+        self, login: str, password: str, account_type: AccountType = "user",
+        description: str = "",
+    ) -> Account:
+        """See :meth:`Client.create_account`."""
+        return await self._send(
+            _build_create_account(login, password, account_type, description)
+        )
+
+    async def accounts(self, offset: int = 0, limit: int = 50) -> AccountPage:
+        """See :meth:`Client.accounts`."""
+        return await self._send(_build_accounts(offset, limit))
+
+    async def get_account(self, account_id: str) -> Account:
+        """See :meth:`Client.get_account`."""
+        return await self._send(_build_get_account(account_id))
+
+    async def delete_account(self, account_id: str) -> None:
+        """See :meth:`Client.delete_account`."""
+        await self._send(_build_delete_account(account_id))
 
     async def version(self) -> dict[str, Any]:
         """See :meth:`Client.version`."""

@@ -30,7 +30,9 @@ RESOURCES = {
     "analyze": ["creation"],
     "events": ["view", "deletion"],
     "tokens": ["view", "creation", "modification", "deletion"],
+    "accounts": ["view", "creation", "modification", "deletion"],
 }
+ADMIN_ACCOUNT = {"login": ADMIN[0], "password": ADMIN[1]}
 
 
 @dataclass
@@ -240,6 +242,21 @@ def test_accounts_are_managed_by_admins_only(deployment: Deployment) -> None:
         assert response.status_code == 403, (method, path)
         assert response.json() == {"detail": "only an admin account may manage accounts"}
     admin = _basic(*ADMIN)
+    # an admin's token manages accounts only when it says so
+    reader = _token(server, ADMIN_ACCOUNT, {"tasks": ["view"]})
+    response = requests.get(server.url("/api/v1/accounts"), headers=_bearer(reader), timeout=10)
+    assert response.status_code == 403
+    assert response.json() == {"detail": "token lacks permission accounts:view"}
+    manager = _token(server, ADMIN_ACCOUNT, {"accounts": ["view"]})
+    assert requests.get(server.url("/api/v1/accounts"), headers=_bearer(manager),
+                        timeout=10).status_code == 200
+    # a user's token cannot even hold the permission
+    response = requests.post(server.url("/api/v1/tokens"), headers=headers, timeout=10,
+                             json={"permissions": {"accounts": ["view"]}})
+    assert response.status_code == 403
+    me = requests.get(server.url("/api/v1/account"), headers=headers, timeout=10).json()
+    assert me["via"] == "password" and "accounts" not in me["permissions"]
+    assert me["permissions"]["tasks"] == ["view", "creation", "deletion"]
     listed = requests.get(server.url("/api/v1/accounts?limit=200"), headers=admin,
                           timeout=10).json()
     logins = {a["login"] for a in listed["accounts"]}
@@ -521,25 +538,23 @@ def test_every_route_needs_exactly_its_permission(deployment: Deployment) -> Non
                 assert call({}).status_code == 200, path
                 continue
             assert call({}).status_code == 401, (method, path)
-            if need == "admin":
-                assert call(_basic(account["login"], account["password"])).status_code == 403
-                response = call(_basic(*ADMIN))
-                assert response.status_code < 300, (method, path, response.text)
-                continue
             if need == "authenticated":
                 weakest = _token(server, account, {})
                 response = call(_bearer(weakest))
                 assert response.status_code not in (401, 403), (method, path, response.text)
                 continue
             resource, action = need.split(":")
-            exactly = _token(server, account, {resource: [action]})
+            holder = ADMIN_ACCOUNT if resource == "accounts" else account
+            exactly = _token(server, holder, {resource: [action]})
             response = call(_bearer(exactly))
             assert response.status_code not in (401, 403), (method, path, response.text)
             if (method, path) in examples:
                 assert response.status_code < 300, (method, path, response.text)
             others = {r: [a for a in acts if (r, a) != (resource, action)]
                       for r, acts in RESOURCES.items()}
-            response = call(_bearer(_token(server, account, others)))
+            if resource != "accounts":
+                others.pop("accounts")
+            response = call(_bearer(_token(server, holder, others)))
             assert response.status_code == 403, (method, path)
             assert response.json() == {"detail": f"token lacks permission {need}"}
             checked += 1

@@ -43,18 +43,26 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "analyze": ("creation",),
     "events": ("view", "deletion"),
     "tokens": ("view", "creation", "modification", "deletion"),
+    "accounts": ("view", "creation", "modification", "deletion"),
 }
-"""Resources and their actions; a token carries a subset."""
+"""Resources and their actions; a token carries a subset. ``accounts`` (account
+management) is AeroVision's addition to SPEC-accounts.md's table: only an admin
+account holds it, and its tokens only when they say so."""
+
+ADMIN_ONLY = frozenset({"accounts"})
 
 READ_ACTIONS = frozenset({"view"})
 
 AUTHENTICATED: Final = "authenticated"
 """Any valid credentials, no particular permission (the caller's own account, the tools)."""
-ADMIN: Final = "admin"
-"""An admin account (its password, or a token of an admin)."""
 OPEN: Final = "open"
 
 KEY_PARAM = "api_key"
+
+NOT_ENABLED = (
+    "accounts are not enabled on this server (AEROVISION_AUTH={mode}); "
+    "start it with AEROVISION_AUTH=accounts"
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,7 @@ class Permission:
         return f"{self.resource}:{self.action}"
 
 
-Need = Permission | Literal["authenticated", "admin", "open"]
+Need = Permission | Literal["authenticated", "open"]
 
 
 def _p(text: str) -> Permission:
@@ -92,11 +100,11 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/health"): OPEN,
     ("GET", "/api/v1/account"): AUTHENTICATED,
     ("PATCH", "/api/v1/account"): AUTHENTICATED,
-    ("POST", "/api/v1/accounts"): ADMIN,
-    ("GET", "/api/v1/accounts"): ADMIN,
-    ("GET", "/api/v1/accounts/{account_id}"): ADMIN,
-    ("PATCH", "/api/v1/accounts/{account_id}"): ADMIN,
-    ("DELETE", "/api/v1/accounts/{account_id}"): ADMIN,
+    ("POST", "/api/v1/accounts"): _p("accounts:creation"),
+    ("GET", "/api/v1/accounts"): _p("accounts:view"),
+    ("GET", "/api/v1/accounts/{account_id}"): _p("accounts:view"),
+    ("PATCH", "/api/v1/accounts/{account_id}"): _p("accounts:modification"),
+    ("DELETE", "/api/v1/accounts/{account_id}"): _p("accounts:deletion"),
     ("POST", "/api/v1/tokens"): _p("tokens:creation"),
     ("GET", "/api/v1/tokens"): _p("tokens:view"),
     ("GET", "/api/v1/tokens/{token_id}"): _p("tokens:view"),
@@ -131,6 +139,8 @@ class Caller:
     login: str = "default"
 
     def allows(self, permission: Permission) -> bool:
+        if permission.resource in ADMIN_ONLY and self.account_type is not AccountType.ADMIN:
+            return False
         if self.permissions is None:
             return True
         return permission.action in self.permissions.get(permission.resource, frozenset())
@@ -140,9 +150,12 @@ class Caller:
         return Owner(self.account_id, every_account=read and self.every_account)
 
     def all_permissions(self) -> dict[str, list[str]]:
-        if self.permissions is None:
-            return {resource: list(actions) for resource, actions in RESOURCES.items()}
-        return {r: sorted(a) for r, a in self.permissions.items() if a}
+        """Every permission these credentials hold."""
+        return {
+            resource: [a for a in actions if self.allows(Permission(resource, a))]
+            for resource, actions in RESOURCES.items()
+            if any(self.allows(Permission(resource, a)) for a in actions)
+        }
 
 
 OFF = Caller(DEFAULT_ACCOUNT_ID, AccountType.USER, "off")
@@ -268,11 +281,13 @@ async def authorize(request: Request) -> None:
     request.state.caller = caller
     if need == AUTHENTICATED:
         return
-    if need == ADMIN:
+    assert isinstance(need, Permission)
+    if need.resource in ADMIN_ONLY:
+        mode = request.app.state.services.settings.auth_mode
+        if mode != "accounts":
+            raise HTTPException(409, NOT_ENABLED.format(mode=mode))
         if caller.account_type is not AccountType.ADMIN:
             raise HTTPException(403, "only an admin account may manage accounts")
-        return
-    assert isinstance(need, Permission)
     if not caller.allows(need):
         raise HTTPException(403, f"token lacks permission {need}")
 
@@ -317,8 +332,9 @@ def document_permissions(schema: dict[str, Any]) -> dict[str, Any]:
             line = {
                 OPEN: "Needs no credentials.",
                 AUTHENTICATED: "Needs valid credentials (any permission).",
-                ADMIN: "Needs an admin account.",
             }.get(text, f"Needs the permission `{text}`.")
+            if isinstance(need, Permission) and need.resource in ADMIN_ONLY:
+                line += " Only an admin account holds it."
             operation["description"] = (operation.get("description", "") + "\n\n" + line).strip()
     return schema
 

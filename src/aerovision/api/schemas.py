@@ -206,6 +206,19 @@ class AccountOut(BaseModel):
         return wire.timestamp(value)
 
 
+class MyAccountOut(AccountOut):
+    via: Literal["off", "key", "password", "token"] = Field(
+        description="How the request was authenticated: off (no credentials needed), key "
+        "(a static key), password (Basic) or token."
+    )
+    permissions: dict[str, list[str]] = Field(
+        description="Every permission these credentials hold, by resource."
+    )
+    visibility_area: Literal["account", "all"] = Field(
+        description="all: these credentials may read every account's data."
+    )
+
+
 class AccountList(BaseModel):
     total: int = Field(description="Accounts in all.")
     accounts: list[AccountOut] = Field(description="This page, oldest first.")

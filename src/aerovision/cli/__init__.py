@@ -4,9 +4,10 @@
   ``migrate``, ``check`` (run the service);
 - :mod:`~aerovision.cli.match`: one ``match <tool>`` per tool of the registry;
 - :mod:`~aerovision.cli.tasks`, :mod:`~aerovision.cli.settings`,
-  :mod:`~aerovision.cli.webhooks`: the other commands that talk to a server;
+  :mod:`~aerovision.cli.webhooks`, :mod:`~aerovision.cli.accounts` (``accounts``,
+  ``tokens``): the other commands that talk to a server;
 - :mod:`~aerovision.cli.remote`, :mod:`~aerovision.cli.exits`: what those share
-  (``--server``, ``--json``, errors; the exit codes);
+  (``--server``, credentials, ``--json``, errors; the exit codes);
 - :mod:`~aerovision.cli.render`, :mod:`~aerovision.cli.progress`: terminal output;
 - :mod:`~aerovision.cli.ply`: ``ply normals`` (local, no server).
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import click
 
 from aerovision import __version__
-from aerovision.cli import match, ply, server, settings, tasks, webhooks
+from aerovision.cli import accounts, match, ply, server, settings, tasks, webhooks
 from aerovision.cli.exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -66,6 +67,7 @@ def main() -> None:
 
 
 for _command in (
-    *server.COMMANDS, match.match, tasks.tasks, settings.settings, webhooks.webhooks, ply.ply
+    *server.COMMANDS, match.match, tasks.tasks, settings.settings, webhooks.webhooks,
+    accounts.accounts, accounts.tokens, ply.ply,
 ):
     main.add_command(_command)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from aerovision.api.auth import CallerDep, parse_permissions, within
+from aerovision.api.auth import NOT_ENABLED, CallerDep, parse_permissions, within
 from aerovision.api.deps import ServicesDep
 from aerovision.api.errors import field_error
 from aerovision.api.schemas import (
@@ -19,6 +19,7 @@ from aerovision.api.schemas import (
     AccountOut,
     AccountPatch,
     Message,
+    MyAccountOut,
     NewTokenOut,
     TokenIn,
     TokenOut,
@@ -46,10 +47,7 @@ def _accounts_mode(request: Request) -> None:
     services: Services = request.app.state.services
     mode = services.settings.auth_mode
     if mode != "accounts":
-        raise HTTPException(
-            409, f"accounts are not enabled on this server (AEROVISION_AUTH={mode}); "
-            "start it with AEROVISION_AUTH=accounts",
-        )
+        raise HTTPException(409, NOT_ENABLED.format(mode=mode))
 
 
 def _account(account: account_store.Account) -> AccountOut:
@@ -156,12 +154,17 @@ def delete_account(
 # the caller's own account
 
 @router.get("/account", summary="Your account")
-def my_account(request: Request, services: ServicesDep, caller: CallerDep) -> AccountOut:
-    """The account the credentials act for (`default` in `off` and `keys` mode)."""
+def my_account(request: Request, services: ServicesDep, caller: CallerDep) -> MyAccountOut:
+    """The account the credentials act for (`default` in `off` and `keys` mode), how
+    they were given, and every permission they hold."""
     account = account_store.get_account(services.db, caller.account_id)
     if account is None:  # deleted while its token was being checked
         raise HTTPException(404, "Account not found")
-    return _account(account)
+    return MyAccountOut(
+        **_account(account).model_dump(), via=caller.via,
+        permissions=caller.all_permissions(),
+        visibility_area="all" if caller.every_account else "account",
+    )
 
 
 @router.patch("/account", summary="Change your password or description", responses=BAD_JSON)
