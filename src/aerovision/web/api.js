@@ -44,7 +44,7 @@ async function errorFrom(response) {
     return new ApiError(response.status, body.detail);
   }
   if (response.status === 401) {
-    return new ApiError(401, "This server requires an API key (AEROVISION_API_KEYS is set).");
+    return new ApiError(401, "This server needs credentials: sign in.");
   }
   const snippet = text.trim().replace(/\s+/g, " ").slice(0, 200);
   return new ApiError(
@@ -53,17 +53,87 @@ async function errorFrom(response) {
   );
 }
 
+// ---------------------------------------------------------------- credentials
+// /health says which mode the server runs ("auth": off | keys | accounts). With keys or
+// accounts every API call and file download carries `Authorization: Bearer <secret>`,
+// where the secret is the static key (keys) or this browser's session token (accounts,
+// made at sign-in). Only that secret is kept, in sessionStorage (gone with the tab);
+// never the password, never localStorage, never a URL.
+
+const STORAGE_KEY = "aerovision.session";
+let authMode = "off";
+let memory = null; // when sessionStorage is not available
+let onUnauthorized = () => {};
+
+/** The server's mode, from GET /health (open; a degraded server still answers 503 with it). */
+export async function loadAuthMode() {
+  try {
+    const response = await fetch("health", { headers: { Accept: "application/json" }, cache: "no-store" });
+    const body = await response.json();
+    authMode = ["keys", "accounts"].includes(body?.auth) ? body.auth : "off";
+  } catch {
+    authMode = "off"; // unreachable or an older server: the pages say what fails
+  }
+  return authMode;
+}
+
+export const mode = () => authMode;
+/** Whether requests need credentials (keys or accounts mode). */
+export const needsCredentials = () => authMode !== "off";
+
+/** The stored session: {kind: "key"|"token", secret, token_id?, account?} or null. */
+export function session() {
+  try {
+    const text = sessionStorage.getItem(STORAGE_KEY);
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return memory;
+  }
+}
+
+export function saveSession(value) {
+  memory = value;
+  try {
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(value));
+  } catch {
+    /* storage refused: kept in memory for this page only */
+  }
+}
+
+export function clearSession() {
+  memory = null;
+  try {
+    sessionStorage.removeItem(STORAGE_KEY);
+  } catch {
+    /* nothing stored */
+  }
+}
+
+/** fn(message) runs when the server refuses the stored credentials (401). */
+export function whenUnauthorized(fn) {
+  onUnauthorized = fn;
+}
+
+/** "Basic base64(login:password)", UTF-8 (btoa alone takes Latin-1 only). */
+function basicHeader(login, password) {
+  const bytes = new TextEncoder().encode(`${login}:${password}`);
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return `Basic ${btoa(binary)}`;
+}
+
 /**
- * fetch() a relative API path; JSON in and out. Throws ApiError with the
- * server's own message on any non-2xx answer or when the server cannot be reached.
+ * One request with the credentials. `basic: [login, password]` uses those instead of
+ * the session (sign-in); `secret` a given key or token. A 401 for the stored session
+ * drops it and tells the app (which shows the sign-in page with the server's reason).
  */
-export async function api(path, { method = "GET", json, body, signal } = {}) {
-  const init = { method, signal, headers: { Accept: "application/json" } };
-  if (json !== undefined) {
-    init.body = JSON.stringify(json);
-    init.headers["Content-Type"] = "application/json";
-  } else if (body !== undefined) {
-    init.body = body;
+async function send(path, init, { basic, secret, signal } = {}) {
+  init.signal = signal;
+  if (needsCredentials()) {
+    init.credentials = "omit"; // no cookies, and no browser password prompt on a 401
+    const stored = session();
+    const auth = basic ? basicHeader(...basic) : secret || stored?.secret;
+    if (auth) init.headers.Authorization = basic ? auth : `Bearer ${auth}`;
   }
   let response;
   try {
@@ -72,9 +142,37 @@ export async function api(path, { method = "GET", json, body, signal } = {}) {
     if (exc && exc.name === "AbortError") throw exc;
     throw new ApiError(0, "Cannot reach the server. Is it running?");
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (response.ok) return response;
+  const error = await errorFrom(response);
+  if (response.status === 401 && needsCredentials() && !basic && !secret) {
+    clearSession();
+    onUnauthorized(error.message);
+  }
+  throw error;
+}
+
+/**
+ * fetch() a relative API path; JSON in and out. Throws ApiError with the
+ * server's own message on any non-2xx answer or when the server cannot be reached.
+ * `basic: [login, password]` or `secret` replace the session's credentials.
+ */
+export async function api(path, { method = "GET", json, body, signal, basic, secret } = {}) {
+  const init = { method, headers: { Accept: "application/json" } };
+  if (json !== undefined) {
+    init.body = JSON.stringify(json);
+    init.headers["Content-Type"] = "application/json";
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  const response = await send(path, init, { basic, secret, signal });
   if (response.status === 204) return null;
   return response.json();
+}
+
+/** A task's file ("results/<uid>/matches.png", already escaped) as a Blob, with the credentials. */
+export async function fileBlob(url, signal) {
+  const response = await send(url, { method: "GET", headers: {} }, { signal });
+  return response.blob();
 }
 
 /** An API route as the server names it ("/api/v1/settings/template") relative to the page. */

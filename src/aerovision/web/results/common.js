@@ -1,6 +1,7 @@
 // AeroVision web UI: pieces the result renderers share — pictures, a picture with
 // aligned overlays, a sortable table, a matrix.
-import { basename, fileUrl, fill, formatNumber, h, svg } from "../dom.js";
+import { basename, fill, formatNumber, h, svg } from "../dom.js";
+import { fileLink, showFile } from "../files.js";
 
 export const PICTURE = /\.(png|jpe?g|gif|webp)$/i;
 
@@ -8,16 +9,22 @@ export const PICTURE = /\.(png|jpe?g|gif|webp)$/i;
 export function resultPictures(files, skip = []) {
   const pictures = files.filter((f) => PICTURE.test(f) && !skip.includes(f));
   return h("div", { class: "pictures" }, pictures.map((path) =>
-    h("figure", { class: "picture" },
-      h("a", { href: fileUrl(path), target: "_blank", rel: "noopener", "aria-label": `Open ${basename(path)} full size` },
-        h("img", { src: fileUrl(path), alt: `Result picture ${basename(path)}` })),
-      h("figcaption", {}, h("a", { href: fileUrl(path), download: basename(path) }, basename(path))))));
+    pictureFigure(path, `Result picture ${basename(path)}`)));
+}
+
+/** One picture that opens full size on a click, with its download link (and `caption` before it). */
+export function pictureFigure(path, alt, { className = "picture", caption = null } = {}) {
+  const img = h("img", { alt });
+  const open = fileLink(path, { newTab: true, "aria-label": `Open ${basename(path)} full size` }, img);
+  const save = fileLink(path, { download: basename(path) }, basename(path));
+  showFile(img, path, { links: [open, save] });
+  return h("figure", { class: className }, open, h("figcaption", {}, caption, save));
 }
 
 /** Links to download each result file. */
-export function downloads(files) {
-  return h("p", { class: "downloads" }, "Download: ", files.map((f, i) =>
-    [i ? " · " : "", h("a", { href: fileUrl(f), download: basename(f) }, basename(f))]));
+export function downloads(files, title = "Download: ") {
+  return h("p", { class: "downloads" }, title, files.map((f, i) =>
+    [i ? " · " : "", fileLink(f, { download: basename(f) }, basename(f))]));
 }
 
 /**
@@ -25,7 +32,8 @@ export function downloads(files) {
  * aspect ratio and an SVG in the image's own pixel coordinates lies on top.
  */
 export function stage({ src, alt, fallback }) {
-  const base = h("img", { class: "stage-base", src: fileUrl(src), alt });
+  const base = h("img", { class: "stage-base", alt });
+  showFile(base, src);
   const overlay = h("img", { class: "stage-overlay", alt: "", hidden: true });
   const layer = svg("svg", { class: "stage-svg", "aria-hidden": "true", preserveAspectRatio: "none" });
   const root = h("div", { class: "stage" }, base, overlay, layer);
@@ -37,19 +45,19 @@ export function stage({ src, alt, fallback }) {
     root.style.setProperty("--natural-width", `${w}px`);
   });
   base.addEventListener("error", () => {
-    if (fallback && base.getAttribute("src") !== fileUrl(fallback.src)) {
-      base.src = fileUrl(fallback.src);
+    if (fallback && base.dataset.file !== fallback.src) {
+      showFile(base, fallback.src);
       base.alt = fallback.alt;
     } else if (!fallback) {
       // e.g. a TIFF input: browsers do not display TIFF
-      root.replaceWith(h("p", { class: "muted" }, `This browser cannot display ${basename(base.getAttribute("src"))}.`));
+      root.replaceWith(h("p", { class: "muted" }, `This browser cannot display ${basename(base.dataset.file)}.`));
     }
   });
   return {
     root, base, overlay, layer,
     setBase(path, text, fb) {
       fallback = fb;
-      if (base.getAttribute("src") !== fileUrl(path)) base.src = fileUrl(path);
+      if (base.dataset.file !== path) showFile(base, path);
       base.alt = text;
     },
   };

@@ -1,7 +1,7 @@
 // AeroVision web UI: a feature matching result — the matches picture, the query's
 // outline on the train image, and the 3×3 homography.
-import { append, basename, fileUrl, formatNumber, h, stats, svg } from "../dom.js";
-import { matrixTable, resultPictures, stage } from "./common.js";
+import { append, basename, formatNumber, h, stats, svg } from "../dom.js";
+import { matrixTable, pictureFigure, resultPictures, stage } from "./common.js";
 
 const yesNo = (v) => (v === undefined ? "—" : v ? "yes" : "no");
 
@@ -36,11 +36,8 @@ export function featureResult(data, files, task) {
   const parts = [summary(data)];
   const matchesPng = files.find((f) => f.endsWith("matches.png"));
   if (matchesPng) {
-    parts.push(h("figure", { class: "picture wide" },
-      h("a", { href: fileUrl(matchesPng), target: "_blank", rel: "noopener", "aria-label": `Open ${basename(matchesPng)} full size` },
-        h("img", { src: fileUrl(matchesPng), alt: "Keypoint matches between the query and the train image" })),
-      h("figcaption", {}, "Good matches, query left, train right · ",
-        h("a", { href: fileUrl(matchesPng), download: basename(matchesPng) }, basename(matchesPng)))));
+    parts.push(pictureFigure(matchesPng, "Keypoint matches between the query and the train image",
+      { className: "picture wide", caption: "Good matches, query left, train right · " }));
   }
   parts.push(resultPictures(files, matchesPng ? [matchesPng] : []));
   const homography = h("div", {}, h("h3", {}, "Homography"),

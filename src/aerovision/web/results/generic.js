@@ -1,9 +1,9 @@
 // AeroVision web UI: the result of any tool without a renderer of its own — the
 // one-line result, its numbers and words as a table, its pictures, and its lists
 // and objects laid out readably.
-import { basename, fileUrl, formatNumber, h, stats, svg } from "../dom.js";
+import { formatNumber, h, stats, svg } from "../dom.js";
 import { labelOf, resultLine } from "../registry.js";
-import { PICTURE, matrixTable, resultPictures } from "./common.js";
+import { PICTURE, downloads, matrixTable, resultPictures } from "./common.js";
 
 const isScalar = (v) => v === null || ["number", "string", "boolean"].includes(typeof v);
 const isPlainObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -85,6 +85,5 @@ export function genericResult(data, files, task, ctx) {
     line ? h("p", { class: "result-line" }, line) : null,
     objectView(data),
     files.some((f) => PICTURE.test(f)) ? [h("h3", {}, "Pictures"), resultPictures(files)] : null,
-    others.length ? h("p", { class: "downloads" }, "Files: ", others.map((f, i) =>
-      [i ? " · " : "", h("a", { href: fileUrl(f), download: basename(f) }, basename(f))])) : null);
+    others.length ? downloads(others, "Files: ") : null);
 }

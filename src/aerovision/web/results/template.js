@@ -1,6 +1,7 @@
 // AeroVision web UI: a template matching result — the matches picture, the heat map
 // over the input image (with its opacity), and the sortable table of the matches.
-import { append, basename, fileUrl, formatNumber, h, stats, svg, uniqueId } from "../dom.js";
+import { append, basename, formatNumber, h, stats, svg, uniqueId } from "../dom.js";
+import { showFile } from "../files.js";
 import { downloads, resultPictures, sortableTable, stage } from "./common.js";
 
 function summary(data, matches) {
@@ -37,7 +38,7 @@ function viewSwitch(view, boxes, { source, matchesPng, heatmapPng }) {
     if (heat) {
       view.setBase(source || matchesPng, `The input image ${basename(source || matchesPng)}`,
         { src: matchesPng, alt: "Matches drawn on the image" });
-      view.overlay.src = fileUrl(heatmapPng);
+      if (view.overlay.dataset.file !== heatmapPng) showFile(view.overlay, heatmapPng);
       view.overlay.alt = "Heat map of the match score";
       applyOpacity();
     } else {

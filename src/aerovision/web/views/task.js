@@ -1,9 +1,10 @@
 // AeroVision web UI: #/tasks/<uid> — one task, live until it ends: status, inputs,
 // parameters, its result (through the tool's renderer), raw JSON and a curl command.
-import { ApiError, api } from "../api.js";
+import { ApiError, api, mode } from "../api.js";
 import {
-  basename, duration, errorBox, fileUrl, fill, h, paramChips, setTitle, sleep, statusBadge, timeEl,
+  basename, duration, errorBox, fill, h, paramChips, setTitle, sleep, statusBadge, timeEl,
 } from "../dom.js";
+import { fileImage, fileLink } from "../files.js";
 import { labelOf, loadRegistry, takesSteps } from "../registry.js";
 import { renderResult } from "../results/index.js";
 
@@ -28,6 +29,9 @@ export function curlFor(task, tool) {
   const base = new URL(".", location.href).href.replace(/\/$/, "");
   const submit = tool?.submit || `/api/v1/match/${task.tool}`;
   const lines = [`curl -X POST ${quote(`${base}${submit}`)}`];
+  // the credentials by name only: the page never writes a secret where it can be copied
+  // (a token or the API key, as the CLI and the Python client read it)
+  if (mode() !== "off") lines.push('-H "Authorization: Bearer $AEROVISION_TOKEN"');
   (task.input_files || []).forEach((path, i) => {
     lines.push(`-F ${quote(`${inputName(tool, i) || `file${i + 1}`}=@${basename(path)}`)}`);
   });
@@ -54,14 +58,14 @@ function thumbnails(task, tool) {
     const placeholder = () => h("div", { class: "thumb-missing" },
       ended ? "No preview" : "Preview when the task is done");
     if (thumb && ended) {
-      const img = h("img", { src: fileUrl(thumb), alt: `Thumbnail of ${name}`, loading: "lazy" });
+      const img = fileImage(thumb, { alt: `Thumbnail of ${name}`, loading: "lazy" });
       img.addEventListener("error", () => img.replaceWith(placeholder()));
       figure.append(img);
     } else {
       figure.append(placeholder());
     }
     figure.append(h("figcaption", {}, h("span", { class: "muted" }, `${label}: `),
-      h("a", { href: fileUrl(path), target: "_blank", rel: "noopener" }, name)));
+      fileLink(path, { newTab: true }, name)));
     return figure;
   }));
 }
