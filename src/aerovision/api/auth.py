@@ -19,7 +19,6 @@ import binascii
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import parse_qsl
 
@@ -374,7 +373,3 @@ def within(caller: Caller, permissions: Mapping[str, list[str]]) -> str | None:
             if not caller.allows(Permission(resource, action)):
                 return f"{resource}:{action}"
     return None
-
-
-def expiry_is_past(value: datetime | None) -> bool:
-    return value is not None and value <= utcnow()
