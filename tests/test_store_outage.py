@@ -93,6 +93,7 @@ class CuttableProxy:
         self._cut = threading.Event()
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
+        self.delivered = 0  # bytes relayed from the store to the service
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -112,14 +113,16 @@ class CuttableProxy:
                 continue
             with self._lock:
                 self._open += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            for source, sink, count in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(source, sink, count), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, count: bool) -> None:
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
+                if count:
+                    with self._lock:
+                        self.delivered += len(data)
         except OSError:
             pass
         finally:
@@ -168,50 +171,60 @@ def _submit(server: ServeProcess, image: bytes, template: bytes) -> requests.Res
     )
 
 
-def _wait_for_matching(server: ServeProcess) -> None:
-    """Until the worker's process is busy with the task: it has read its inputs, and
-    what it writes next (after its verdict) is its thumbnails."""
+Outage = tuple[dict[str, str], Callable[[], None], Callable[[], None], Callable[[], int] | None]
+"""``(env, refuse, mend, relayed)``: the backend's environment, how to make its store
+refuse writes and take them again, and how many bytes the store has sent so far (S3
+through the proxy; None for the local store, whose reads the outage leaves alone)."""
+
+
+def _wait_for_matching(server: ServeProcess, relayed: Callable[[], int] | None, inputs: int) -> None:
+    """Until the worker's process is busy with the task and has read its ``inputs``
+    bytes: what it writes next (after its verdict) is its thumbnails."""
+    before = relayed() if relayed else 0
     _wait_for("the task to run", lambda: any(
         children_of(worker, busy=True) for worker in server.worker_pids()))
-    time.sleep(0.3)  # past reading the inputs
+    if relayed:  # S3: the inputs come through the proxy, however long that takes
+        _wait_for("the inputs read", lambda: relayed() - before >= inputs, timeout=120)
+    time.sleep(0.3)  # past decoding them
 
 
 @pytest.fixture
 def outage(
     backend: str, fresh_backend: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[tuple[dict[str, str], Callable[[], None], Callable[[], None]]]:
-    """``(env, refuse, mend)``: the backend's environment and how to make its store
-    refuse writes and take them again."""
+) -> Iterator[Outage]:
+    """See :data:`Outage`."""
     data_dir = tmp_path / "data"
     if backend == "embedded":
         frozen = FrozenFolders(data_dir)
         try:
-            yield fresh_backend, frozen.on, frozen.off
+            yield fresh_backend, frozen.on, frozen.off, None
         finally:
             frozen.off()
         return
     moto: MotoServer = request.getfixturevalue("moto_server")
     proxy = CuttableProxy(moto.port)
     try:
-        yield {**fresh_backend, "AEROVISION_S3_ENDPOINT_URL": proxy.url}, proxy.cut, proxy.mend
+        env = {**fresh_backend, "AEROVISION_S3_ENDPOINT_URL": proxy.url}
+        yield env, proxy.cut, proxy.mend, lambda: proxy.delivered
     finally:
         proxy.close()
 
 
 def test_a_store_that_refuses_writes_is_a_service_fault_and_the_files_come_later(
     tmp_path: Path, backend: str,
-    outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]],
+    outage: Outage,
 ) -> None:
-    env, refuse, mend = outage
+    env, refuse, mend, relayed = outage
     data_dir = tmp_path / "data"
     server = ServeProcess(data_dir, workers=1, env=env).start()
     try:
         healthy = requests.get(server.url("/health"), timeout=10).json()
         assert healthy["files"] == "ok" and healthy["status"] == "ok"
-        response = _submit(server, *_slow_inputs())
+        inputs = _slow_inputs()
+        response = _submit(server, *inputs)
         assert response.status_code == 201, response.text
         uid = response.json()["uid"]
-        _wait_for_matching(server)
+        _wait_for_matching(server, relayed, sum(map(len, inputs)))
         refuse()
 
         def degraded() -> requests.Response | None:
@@ -267,18 +280,19 @@ def test_a_store_that_refuses_writes_is_a_service_fault_and_the_files_come_later
 
 
 def test_files_never_written_name_the_cause_without_paths(
-    tmp_path: Path, outage: tuple[dict[str, str], Callable[[], None], Callable[[], None]]
+    tmp_path: Path, outage: Outage
 ) -> None:
     """With one attempt allowed, a store that refuses the files leaves the task done,
     its result saying why its files are missing, and nothing of the server's layout."""
-    env, refuse, mend = outage
+    env, refuse, mend, relayed = outage
     data_dir = tmp_path / "data"
     server = ServeProcess(data_dir, workers=1, env={**env, "AEROVISION_MAX_ATTEMPTS": "1"}).start()
     try:
-        response = _submit(server, *_slow_inputs())
+        inputs = _slow_inputs()
+        response = _submit(server, *inputs)
         assert response.status_code == 201, response.text
         uid = response.json()["uid"]
-        _wait_for_matching(server)
+        _wait_for_matching(server, relayed, sum(map(len, inputs)))
         refuse()
         task = server.wait_task(uid, timeout=120)
         if task["status"] == "error":  # the cut came while it still read its inputs (S3)
