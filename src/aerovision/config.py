@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="Worker processes started by `serve` (default: one per CPU; 0: none).",
     )
 
+    library_workers: int = Field(
+        default_factory=lambda: min(_default_workers(), 4),
+        ge=1,
+        description="Processes of an API process that decode and describe library images "
+        "and search queries (default: one per CPU, at most 4).",
+    )
+
     max_upload_mb: float = Field(
         50.0, gt=0, description="Largest accepted uploaded file, in MB (2**20 bytes); larger → 413."
     )

@@ -24,8 +24,10 @@ from aerovision.api.middleware import HeadAsGet, RefuseControlCharacters, Reques
 from aerovision.api.routes import (
     accounts,
     files,
+    libraries,
     match,
     metrics,
+    rtsas,
     settings,
     system,
     tasks,
@@ -212,6 +214,14 @@ def create_app(config: Settings | None = None, services: Services | None = None)
         upload_setting="AEROVISION_MAX_UPLOAD_MB, per file",
         other_bytes=config.max_json_bytes,
         other_setting="AEROVISION_MAX_JSON_KB",
+        wide=[
+            # up to 100 images per request
+            (r"^/api/v1/libraries/[^/]+/images$", 100 * config.max_upload_bytes
+             + FORM_FIELDS_BYTES, "AEROVISION_MAX_UPLOAD_MB, per file, 100 files"),
+            # the seed's JSON bodies carry an image in base64
+            ("^(" + "|".join(rtsas.HANDLERS) + ")$", 4 * config.max_upload_bytes // 3
+             + FORM_FIELDS_BYTES, "AEROVISION_MAX_UPLOAD_MB, as base64"),
+        ],
     )
     app.add_middleware(HeadAsGet)
     app.add_middleware(RefuseControlCharacters)
@@ -227,7 +237,8 @@ def create_app(config: Settings | None = None, services: Services | None = None)
             expose_headers=["X-Request-Id", "Luna-Request-Id"],
         )
     errors.install(app)
-    for module in (match, tasks, settings, tools, webhooks, files, system, metrics, accounts):
+    for module in (match, tasks, settings, tools, webhooks, files, system, metrics, accounts,
+                   libraries, rtsas):
         app.include_router(module.router)
     auth.check_routes(app)
     _document_permissions(app)

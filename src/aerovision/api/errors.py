@@ -80,6 +80,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's answers, except that a 405 lists every method the path allows
     (routes of one path may be registered separately, e.g. GET and PUT settings)."""
     assert isinstance(exc, StarletteHTTPException)
+    from aerovision.api.routes import rtsas
+
+    if exc.status_code in (401, 403) and rtsas.is_wire_path(request.url.path):
+        return rtsas.auth_failed(str(exc.detail))  # the seed's clients read err_no 12
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request))

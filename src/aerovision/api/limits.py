@@ -14,6 +14,8 @@ setting limits it.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 
 import anyio.to_thread
 from fastapi import HTTPException
@@ -82,10 +84,13 @@ class BodyLimits:
         upload_setting: str,
         other_bytes: int,
         other_setting: str,
+        wide: Sequence[tuple[str, int, str]] = (),
     ) -> None:
         self.app = app
         self.upload = (upload_bytes, upload_setting, "MB")
         self.other = (other_bytes, other_setting, "KB")
+        self.wide = [(re.compile(path), (size, setting, "MB")) for path, size, setting in wide]
+        """Paths (regular expressions) whose bodies may be larger, whatever their type."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -93,6 +98,10 @@ class BodyLimits:
             return
         content_type = _content_type(scope)
         limit, setting, unit = self.upload if content_type == "multipart/form-data" else self.other
+        for path, wider in self.wide:
+            if path.match(scope.get("path", "")):
+                limit, setting, unit = wider
+                break
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             exc = too_large("the request body", declared, limit, setting, unit)

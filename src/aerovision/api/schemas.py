@@ -269,3 +269,124 @@ class TokenOut(BaseModel):
 
 class NewTokenOut(TokenOut):
     token: str = Field(description="The secret: shown this once, never again.")
+
+
+class LibraryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="1-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'; "
+                      "unique in the account.")
+    description: str = Field("", max_length=4096, description="Free text.")
+
+
+class LibraryPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(max_length=4096, description="A new description.")
+
+
+class IndexOut(BaseModel):
+    state: Literal["ready", "not loaded"] = Field(
+        description="ready: this API process holds the index in memory."
+    )
+    entries: int = Field(description="Images in this process's index.")
+    size_bytes: int = Field(description="Bytes of the index (its arrays, or its file).")
+
+
+class LibraryOut(BaseModel):
+    library_id: str = Field(description="Library id (UUID).")
+    name: str = Field(description="The library's name.")
+    description: str = Field(description="Free text.")
+    image_count: int = Field(description="Images in the library.")
+    created_at: datetime = Field(description="When the library was created (UTC).")
+    index: IndexOut | None = Field(
+        None, description="Its index (GET /api/v1/libraries/{library_id} only)."
+    )
+
+    @field_serializer("created_at")
+    def _timestamp(self, value: datetime) -> str:
+        return wire.timestamp(value)
+
+
+class LibraryList(BaseModel):
+    total: int = Field(description="Libraries in all.")
+    libraries: list[LibraryOut] = Field(description="This page, oldest first.")
+
+
+class ContSign(BaseModel):
+    sign1: int = Field(description="High 32 bits of the 64-bit content signature.")
+    sign2: int = Field(description="Low 32 bits.")
+
+
+class ImageOut(BaseModel):
+    image_id: str = Field(description="Image id (UUID).")
+    contsign: ContSign = Field(description="Content signature of the decoded pixels.")
+    width: int
+    height: int
+    brief: str = Field(description="As given; searches return it verbatim.")
+    tags: list[str]
+    external_id: str | None = Field(description="The caller's own id, unique in the library.")
+    image: str = Field(description="The image file, downloadable at GET /<path>.")
+    thumbnail: str = Field(description="Its JPEG thumbnail (long side 256), at GET /<path>.")
+    created_at: datetime
+
+    @field_serializer("created_at")
+    def _timestamp(self, value: datetime) -> str:
+        return wire.timestamp(value)
+
+
+class ImageList(BaseModel):
+    total: int = Field(description="Images in all (with the tag, if one is given).")
+    images: list[ImageOut] = Field(description="This page, oldest first.")
+
+
+class ImagePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    brief: str | None = Field(None, max_length=4096, description="A new brief.")
+    tags: list[str] | None = Field(None, description="New tags (at most 16), replacing the old.")
+
+
+class AddError(BaseModel):
+    status: int = Field(description="409 duplicate or taken external_id, 413 too large, "
+                        "422 not an image.")
+    detail: str
+    filename: str | None = Field(None, description="The file's name as uploaded.")
+    image: ImageOut | None = Field(None, description="For a duplicate: the image already there.")
+
+
+class AddOut(BaseModel):
+    images: list[dict[str, Any]] = Field(
+        description="One entry per file, in order: an image object, or "
+        '{"error": {"status", "detail", "filename", "image"?}}.'
+    )
+
+
+class HitOut(BaseModel):
+    image_id: str
+    score: float = Field(description="0-1, higher is better.")
+    match_type: Literal["duplicate", "object", "similar"] = Field(
+        description="duplicate: the same picture; object: its content, geometrically "
+        "verified, in the query; similar: looks alike."
+    )
+    brief: str
+    tags: list[str]
+    contsign: ContSign
+    external_id: str | None
+    thumbnail: str = Field(description="The library image's thumbnail, at GET /<path>.")
+    inliers: int | None = Field(None, description="Keypoint matches of the verified geometry.")
+    homography: list[list[float]] | None = Field(
+        None, description="3×3, library-image pixels → query pixels."
+    )
+    polygon: list[list[float]] | None = Field(
+        None, description="The library image's outline in the query (4 points)."
+    )
+
+
+class SearchOut(BaseModel):
+    mode: Literal["auto", "duplicate", "object", "similar"]
+    has_more: bool = Field(description="More hits beyond this page.")
+    results: list[HitOut] = Field(description="Best first (in auto mode: duplicates, then "
+                                  "objects, then similar, each best first).")
+    timings: dict[str, float] = Field(description="Milliseconds per stage, and candidates "
+                                      "checked.")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aerovision.config import Settings
 from aerovision.jobs.queue import Queue, open_queue
 from aerovision.store.db import Database
 from aerovision.store.files import FileStore, open_store
+
+if TYPE_CHECKING:
+    from aerovision.libraries.service import Libraries
 
 
 @dataclass
@@ -19,6 +24,23 @@ class Services:
     side (enqueue, ping, depth); `serve` hands the same connection to its reaper, and
     a worker process to its :class:`~aerovision.jobs.worker.Worker` (a WorkQueue)."""
     store: FileStore
+    _libraries: Libraries | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def libraries(self) -> Libraries:
+        """The image libraries (their describing processes start on first use)."""
+        with self._lock:
+            if self._libraries is None:
+                from aerovision.libraries.service import Libraries
+
+                self._libraries = Libraries(
+                    self.db, self.store, index_folder=self.settings.data_dir / "index",
+                    workers=self.settings.library_workers,
+                    max_pixels=self.settings.max_image_pixels,
+                    memory_mb=self.settings.task_memory_mb,
+                )
+            return self._libraries
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -41,5 +63,7 @@ class Services:
         )
 
     def close(self) -> None:
+        if self._libraries is not None:
+            self._libraries.close()
         self.queue.close()
         self.db.dispose()

@@ -295,12 +295,74 @@ def match_features(
     query_grey = _to_grey("query", query)
     train_grey = _to_grey("train", train)
     seed = _seed(rng)
-
     engine = _make_detector(detector)
     q_kps, q_desc = _detect(engine, query_grey, detector)
     t_kps, t_desc = _detect(engine, train_grey, detector)
-    q_idx, t_idx = _good_matches(q_desc, t_desc, detector, matcher, float(ratio_threshold), seed)
-    q_pts, t_pts = _one_per_train_point(q_kps, t_kps, q_idx, t_idx, int(max_matches))
+    qh, qw = query_grey.shape
+    return match_described(
+        Described(_points(q_kps), q_desc, (qw, qh)),
+        Described(_points(t_kps), t_desc, train_grey.shape[::-1]),
+        detector=detector, matcher=matcher, ratio_threshold=ratio_threshold,
+        max_matches=max_matches, seed=seed,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Described:
+    """An image's keypoints, already detected and described: their ``points`` (N, 2)
+    float32 pixel coordinates, their ``descriptors`` (N rows, or None when N is 0) and
+    the image's ``size`` (width, height)."""
+
+    points: PointArray
+    descriptors: npt.NDArray[Any] | None
+    size: tuple[int, int]
+
+
+def _points(keypoints: Sequence[cv2.KeyPoint]) -> PointArray:
+    if not keypoints:
+        return np.empty((0, 2), dtype=np.float32)
+    return np.asarray(cv2.KeyPoint.convert(keypoints), dtype=np.float32).reshape(-1, 2)
+
+
+def match_described(
+    query: Described,
+    train: Described,
+    *,
+    detector: str = "SIFT",
+    matcher: str = "FLANN",
+    ratio_threshold: float = 0.75,
+    max_matches: int = 200,
+    seed: int = 0,
+) -> FeatureResult:
+    """Steps 3–5 of :func:`match_features` on keypoints described before (an image
+    library keeps its images' keypoints): the same matching, fit and verdict.
+    ``detector`` names the kind of descriptors (float for SIFT, bits otherwise)."""
+    _check_options(detector, matcher, ratio_threshold, max_matches)
+    q_idx, t_idx = _good_matches(
+        query.descriptors, train.descriptors, detector, matcher, float(ratio_threshold), seed
+    )
+    return locate_matches(
+        query, train, q_idx, t_idx, detector=detector, matcher=matcher,
+        max_matches=max_matches, seed=seed,
+    )
+
+
+def locate_matches(
+    query: Described,
+    train: Described,
+    q_idx: Sequence[int],
+    t_idx: Sequence[int],
+    *,
+    detector: str,
+    matcher: str,
+    max_matches: int,
+    seed: int,
+) -> FeatureResult:
+    """Steps 4–5 of :func:`match_features` on matches found elsewhere (rows of the
+    query's and train's keypoints, best first): the homography and the verdict."""
+    q_pts, t_pts = _one_per_train_point(
+        query.points, train.points, list(q_idx), list(t_idx), int(max_matches)
+    )
     n = len(q_pts)
 
     homography, mask = _fit_homography(q_pts, t_pts, seed)
@@ -309,7 +371,7 @@ def match_features(
     center: tuple[float, float] | None = None
     found = False
     if homography is not None:
-        qh, qw = query_grey.shape
+        qw, qh = query.size
         outline = _outline(homography, qw, qh)
         if outline is not None:
             corners = np.ascontiguousarray(outline[:4])
@@ -330,8 +392,8 @@ def match_features(
     return FeatureResult(
         detector=detector,
         matcher=matcher,
-        query_keypoints=len(q_kps),
-        train_keypoints=len(t_kps),
+        query_keypoints=len(query.points),
+        train_keypoints=len(train.points),
         good_matches=n,
         homography=homography,
         inliers=inliers,
@@ -478,8 +540,8 @@ def _good_matches(
 
 
 def _one_per_train_point(
-    q_kps: Sequence[cv2.KeyPoint],
-    t_kps: Sequence[cv2.KeyPoint],
+    q_all: PointArray,
+    t_all_points: PointArray,
     q_idx: list[int],
     t_idx: list[int],
     max_matches: int,
@@ -496,7 +558,7 @@ def _one_per_train_point(
     n = len(q_idx)
     if not n:
         return np.empty((0, 2), dtype=np.float32), np.empty((0, 2), dtype=np.float32)
-    t_all = np.asarray(cv2.KeyPoint.convert(t_kps, t_idx), dtype=np.float32).reshape(n, 2)
+    t_all = np.ascontiguousarray(t_all_points[np.asarray(t_idx)], dtype=np.float32)
     seen: set[tuple[float, float]] = set()
     keep: list[int] = []
     for i, (x, y) in enumerate(t_all.tolist()):
@@ -505,8 +567,8 @@ def _one_per_train_point(
             keep.append(i)
             if len(keep) == max_matches:
                 break
-    kept_q = [q_idx[i] for i in keep]
-    q_pts = np.asarray(cv2.KeyPoint.convert(q_kps, kept_q), dtype=np.float32).reshape(-1, 2)
+    kept_q = np.asarray([q_idx[i] for i in keep])
+    q_pts = np.ascontiguousarray(q_all[kept_q], dtype=np.float32).reshape(-1, 2)
     return q_pts, np.ascontiguousarray(t_all[keep])
 
 

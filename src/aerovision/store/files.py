@@ -25,11 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-AREAS = ("uploads", "thumbnails", "results", "cache")
+AREAS = ("uploads", "thumbnails", "results", "cache", "libraries")
 """Top-level folders of the store; nothing else can be read or written."""
 
 PUBLIC_AREAS = ("uploads", "thumbnails", "results")
-"""The folders served over HTTP (``cache/`` holds trained models, never served)."""
+"""The folders of tasks' files served over HTTP (``cache/`` holds trained models, never
+served; ``libraries/`` has a route of its own, which checks the library's owner)."""
 
 CHUNK = 1024 * 1024
 

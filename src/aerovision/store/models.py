@@ -6,7 +6,18 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -188,3 +199,70 @@ class DeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
+class LibraryRow(Owned, Base):
+    """An image library (SPEC-libraries.md). ``generation`` counts its changes: every
+    add and removal takes the next one, under the row's lock, so a process that has
+    seen generation *g* catches up with exactly the rows of generations after *g*."""
+
+    __tablename__ = "libraries"
+
+    library_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (UniqueConstraint("account_id", "name", name="uq_libraries_account_name"),)
+
+
+class LibraryImageRow(Owned, Base):
+    """One image of a library, with everything its index entries are rebuilt from."""
+
+    __tablename__ = "library_images"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    """The image's number in the library's indexes."""
+    image_id: Mapped[str] = mapped_column(String(36), unique=True)
+    library_id: Mapped[str] = mapped_column(String(36))
+    generation: Mapped[int] = mapped_column(BigInteger)
+    """The library's generation that added it."""
+    contsign: Mapped[int] = mapped_column(BigInteger)
+    """The 64-bit content signature, as a signed 64-bit integer (same bits)."""
+    phash: Mapped[int] = mapped_column(BigInteger)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    """The global descriptor, little-endian float32."""
+    features: Mapped[bytes] = mapped_column(LargeBinary)
+    """Its keypoints (:meth:`aerovision.engine.retrieval.Features.to_bytes`)."""
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    brief: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]]
+    tags_text: Mapped[str] = mapped_column(Text, default=",")
+    """The tags as ``,a,b,`` (tags hold no commas): ``LIKE '%,a,%'`` finds tag ``a``
+    the same way on every database."""
+    external_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    file_key: Mapped[str] = mapped_column(Text)
+    thumbnail_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_library_images_library_generation", "library_id", "generation"),
+        Index("ix_library_images_library_contsign", "library_id", "contsign"),
+        UniqueConstraint("library_id", "external_id", name="uq_library_images_external_id"),
+    )
+
+
+class LibraryRemovalRow(Owned, Base):
+    """An image removed from a library: which index entry goes, at which generation."""
+
+    __tablename__ = "library_removals"
+
+    library_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    image: Mapped[int] = mapped_column(BigInteger)
+    """:attr:`LibraryImageRow.id` of the removed image."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import Delete, Select, Table, Update
+from sqlalchemy import Delete, Join, Select, Table, Update
 
 from aerovision.store.models import DEFAULT_ACCOUNT_ID, Base, Owned
 
@@ -59,6 +59,6 @@ def _tables(froms: Sequence[object]) -> list[Table]:
     for item in froms:
         if isinstance(item, Table):
             found.append(item)
-        else:  # a join: its sides
-            found += _tables([getattr(item, "left", None), getattr(item, "right", None)])
+        elif isinstance(item, Join):  # its sides (a subquery scopes its own statement)
+            found += _tables([item.left, item.right])
     return found

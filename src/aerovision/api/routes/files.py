@@ -117,19 +117,19 @@ def _serve(area: str, path: str, services: Services, owner: Owner) -> Response:
     if uid is None or task_store.get_task(services.db, uid, owner) is None:
         raise HTTPException(status_code=404, detail="File not found")
     try:
-        return _answer(key, services)
+        return answer_file(key, services)
     except BadKey:
         raise HTTPException(status_code=404, detail="File not found") from None
     except (FileNotFoundError, NotADirectoryError):
         if not _wait_for(key, services):
             raise HTTPException(status_code=404, detail="File not found") from None
     try:
-        return _answer(key, services)
+        return answer_file(key, services)
     except (BadKey, FileNotFoundError, NotADirectoryError):
         raise HTTPException(status_code=404, detail="File not found") from None
 
 
-def _answer(key: str, services: Services) -> Response:
+def answer_file(key: str, services: Services) -> Response:
     """The stored file ``key`` (FileNotFoundError when there is none)."""
     media_type, headers = _headers(key)
     local = services.store.local_path(key)

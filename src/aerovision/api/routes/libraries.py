@@ -1,0 +1,352 @@
+"""/api/v1/libraries: image libraries, their images, and search (SPEC-libraries.md);
+/libraries/…: the files of their images."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from aerovision.api.auth import CallerDep
+from aerovision.api.deps import ServicesDep
+from aerovision.api.errors import field_error
+from aerovision.api.routes.files import answer_file
+from aerovision.api.schemas import (
+    AddOut,
+    ContSign,
+    HitOut,
+    ImageList,
+    ImageOut,
+    ImagePatch,
+    IndexOut,
+    LibraryIn,
+    LibraryList,
+    LibraryOut,
+    LibraryPatch,
+    Message,
+    SearchOut,
+)
+from aerovision.api.services import Services
+from aerovision.engine import retrieval
+from aerovision.engine.errors import InputError
+from aerovision.libraries import service as libs
+from aerovision.libraries.pool import Described
+from aerovision.store import libraries as store
+from aerovision.store.files import BadKey
+from aerovision.store.scope import Owner
+
+router = APIRouter(tags=["libraries"])
+
+PREFIX = "/api/v1/libraries"
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message}}
+
+
+def _library(services: Services, library_id: str, owner: Owner) -> store.Library:
+    found = (store.get_library(services.db, library_id, owner)
+             if _UUID.match(library_id) else None)
+    if found is None:
+        raise HTTPException(status_code=404, detail="Library not found")
+    return found
+
+
+def _out(library: store.Library, index: IndexOut | None = None) -> LibraryOut:
+    return LibraryOut(
+        library_id=library.library_id, name=library.name, description=library.description,
+        image_count=library.image_count, created_at=library.created_at, index=index,
+    )
+
+
+def contsign_of(image: store.Image) -> ContSign:
+    sign1, sign2 = retrieval.split_contsign(retrieval.to_unsigned(image.contsign))
+    return ContSign(sign1=sign1, sign2=sign2)
+
+
+def image_out(image: store.Image) -> ImageOut:
+    return ImageOut(
+        image_id=image.image_id, contsign=contsign_of(image), width=image.width,
+        height=image.height, brief=image.brief, tags=image.tags, external_id=image.external_id,
+        image=image.file_key, thumbnail=image.thumbnail_key, created_at=image.created_at,
+    )
+
+
+def _bad(field: str, exc: Exception) -> Exception:
+    return field_error(field, str(exc).removeprefix(f"{field}: "))
+
+
+@router.post(PREFIX, status_code=201, summary="Create a library",
+             responses={409: {"model": Message}})
+def create_library(body: LibraryIn, services: ServicesDep, caller: CallerDep) -> LibraryOut:
+    """A new, empty library of the account; its name is unique in the account (409)."""
+    try:
+        name = libs.check_name(body.name)
+    except libs.BadRequest as exc:
+        raise _bad("name", exc) from None
+    try:
+        return _out(store.create_library(services.db, caller.owner(read=False), name,
+                                         body.description))
+    except store.NameTaken:
+        raise HTTPException(409, f"the account has a library named {name!r}") from None
+
+
+@router.get(PREFIX, summary="List libraries")
+def list_libraries(
+    services: ServicesDep, caller: CallerDep,
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> LibraryList:
+    total, rows = store.list_libraries(services.db, caller.owner(read=True), offset=offset,
+                                       limit=limit)
+    return LibraryList(total=total, libraries=[_out(r) for r in rows])
+
+
+@router.get(PREFIX + "/{library_id}", summary="A library", responses=NOT_FOUND)
+def get_library(library_id: str, services: ServicesDep, caller: CallerDep) -> LibraryOut:
+    """The library, with its image count and the state of this process's index."""
+    library = _library(services, library_id, caller.owner(read=True))
+    return _out(library, _index_state(services, library_id))
+
+
+def _index_state(services: Services, library_id: str) -> IndexOut:
+    index = services.libraries.indexes.loaded(library_id)
+    if index is None:
+        size = services.libraries.indexes.file_size(library_id)
+        return IndexOut(state="not loaded", entries=0, size_bytes=size)
+    return IndexOut(state="ready", entries=len(index), size_bytes=index.nbytes)
+
+
+@router.patch(PREFIX + "/{library_id}", summary="Change a library", responses=NOT_FOUND)
+def patch_library(
+    library_id: str, body: LibraryPatch, services: ServicesDep, caller: CallerDep
+) -> LibraryOut:
+    owner = caller.owner(read=False)
+    _library(services, library_id, owner)
+    store.update_library(services.db, owner, library_id, body.description)
+    return _out(_library(services, library_id, owner))
+
+
+@router.delete(PREFIX + "/{library_id}", status_code=204, summary="Delete a library",
+               responses=NOT_FOUND)
+def delete_library(library_id: str, services: ServicesDep, caller: CallerDep) -> Response:
+    """The library, its images, their files and its index."""
+    owner = caller.owner(read=False)
+    _library(services, library_id, owner)
+    if not services.libraries.remove_library(owner, library_id):
+        raise HTTPException(status_code=404, detail="Library not found")
+    return Response(status_code=204)
+
+
+@router.post(PREFIX + "/{library_id}/images", status_code=201, summary="Add images",
+             responses={**NOT_FOUND, 413: {"model": Message}})
+async def add_images(
+    library_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    image: Annotated[list[UploadFile], File(description="Up to 100 images (PNG, JPEG, BMP, "
+                                                        "TIFF); repeat the field.")],
+    brief: Annotated[str | None, Form(description="At most 4096 characters; returned "
+                                                  "verbatim by searches.")] = None,
+    tags: Annotated[str | None, Form(description="Comma-separated, at most 16.")] = None,
+    external_id: Annotated[str | None, Form(max_length=255, description="Your id for the "
+                                            "image, unique in the library (one file only).")]
+    = None,
+    dedup: Annotated[store.Dedup, Form(description="exact (default): refuse an image whose "
+                                       "content signature is there; near: also refuse a "
+                                       "duplicate hit; off.")] = "exact",
+) -> AddOut:
+    """Add images; each file's entry says what became of it, and one bad file never
+    loses the others (201 even when every file was refused)."""
+    owner = caller.owner(read=False)
+    await run_in_threadpool(_library, services, library_id, owner)
+    if len(image) > libs.MAX_FILES:
+        raise field_error("image", f"at most {libs.MAX_FILES} files per request, "
+                                   f"got {len(image)}")
+    if external_id is not None and len(image) > 1:
+        raise field_error("external_id", "external_id names one image: send one file with it")
+    try:
+        checked_brief = libs.check_brief(brief)
+        checked_tags = libs.parse_tags(tags)
+    except libs.BadRequest as exc:
+        raise field_error(str(exc).split(":")[0], str(exc).split(": ", 1)[1]) from None
+    limit = services.settings.max_upload_bytes
+    room = asyncio.Semaphore(services.libraries.pool.workers)
+    too_large = libs.Refused(413, f"the file is over the limit of {limit / 2**20:g} MB "
+                                  "(AEROVISION_MAX_UPLOAD_MB)")
+
+    async def describe(upload: UploadFile) -> tuple[bytes, Described | libs.Refused]:
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            return b"", too_large
+        async with room:  # as many at once as there are describing processes
+            return data, await services.libraries.describe(data)
+
+    # described side by side, added in the request's order
+    described = await asyncio.gather(*(describe(upload) for upload in image))
+    outcomes = [
+        await services.libraries.add_described(
+            owner, library_id, data, one, brief=checked_brief, tags=checked_tags,
+            external_id=external_id, dedup=dedup,
+        )
+        for data, one in described
+    ]
+    entries: list[dict[str, Any]] = []
+    for upload, outcome in zip(image, outcomes, strict=True):
+        if outcome is None:
+            raise HTTPException(status_code=404, detail="Library not found")
+        if isinstance(outcome, store.Image):
+            entries.append(image_out(outcome).model_dump(mode="json"))
+            continue
+        error: dict[str, Any] = {"status": outcome.status, "detail": outcome.detail,
+                                 "filename": upload.filename}
+        if outcome.existing is not None:
+            error["image"] = image_out(outcome.existing).model_dump(mode="json")
+        entries.append({"error": error})
+    return AddOut(images=entries)
+
+
+@router.get(PREFIX + "/{library_id}/images", summary="List images", responses=NOT_FOUND)
+def list_images(
+    library_id: str, services: ServicesDep, caller: CallerDep,
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+) -> ImageList:
+    owner = caller.owner(read=True)
+    _library(services, library_id, owner)
+    total, rows = store.list_images(services.db, owner, library_id, offset=offset, limit=limit,
+                                    tag=tag)
+    return ImageList(total=total, images=[image_out(r) for r in rows])
+
+
+def _image(services: Services, owner: Owner, library_id: str, image_id: str) -> store.Image:
+    _library(services, library_id, owner)
+    found = store.get_image(services.db, owner, library_id, image_id) \
+        if _UUID.match(image_id) else None
+    if found is None:
+        raise HTTPException(status_code=404, detail="Image not found")
+    return found
+
+
+@router.get(PREFIX + "/{library_id}/images/{image_id}", summary="An image", responses=NOT_FOUND)
+def get_image(library_id: str, image_id: str, services: ServicesDep,
+              caller: CallerDep) -> ImageOut:
+    return image_out(_image(services, caller.owner(read=True), library_id, image_id))
+
+
+@router.patch(PREFIX + "/{library_id}/images/{image_id}", summary="Change an image's brief "
+              "or tags", responses=NOT_FOUND)
+def patch_image(library_id: str, image_id: str, body: ImagePatch, services: ServicesDep,
+                caller: CallerDep) -> ImageOut:
+    owner = caller.owner(read=False)
+    _image(services, owner, library_id, image_id)
+    try:
+        brief = None if body.brief is None else libs.check_brief(body.brief)
+        tags = None if body.tags is None else libs.parse_tags(body.tags)
+    except libs.BadRequest as exc:
+        raise field_error(str(exc).split(":")[0], str(exc).split(": ", 1)[1]) from None
+    changed = store.update_image(services.db, owner, library_id, image_id, brief=brief,
+                                 tags=tags)
+    if not changed:
+        raise HTTPException(status_code=404, detail="Image not found")
+    return image_out(changed[0])
+
+
+@router.delete(PREFIX + "/{library_id}/images/{image_id}", status_code=204,
+               summary="Remove an image", responses=NOT_FOUND)
+def delete_image(library_id: str, image_id: str, services: ServicesDep,
+                 caller: CallerDep) -> Response:
+    owner = caller.owner(read=False)
+    _image(services, owner, library_id, image_id)
+    if not services.libraries.remove_images(owner, library_id, image_id=image_id):
+        raise HTTPException(status_code=404, detail="Image not found")
+    return Response(status_code=204)
+
+
+def parse_contsign(text: str) -> int:
+    try:
+        sign1, sign2 = (int(part) for part in text.split(","))
+        return retrieval.to_signed(retrieval.join_contsign(sign1, sign2))
+    except (ValueError, InputError):
+        raise field_error("contsign", "contsign is <sign1>,<sign2>: two unsigned 32-bit "
+                                      "integers", text[:50]) from None
+
+
+@router.delete(PREFIX + "/{library_id}/images", status_code=204,
+               summary="Remove images by content signature", responses=NOT_FOUND)
+def delete_by_contsign(
+    library_id: str, services: ServicesDep, caller: CallerDep,
+    contsign: Annotated[str, Query(description="<sign1>,<sign2>", max_length=30)],
+) -> Response:
+    """Every image of the library with this content signature; 404 when there is none."""
+    owner = caller.owner(read=False)
+    _library(services, library_id, owner)
+    sign = parse_contsign(contsign)
+    if not services.libraries.remove_images(owner, library_id, contsign=sign):
+        raise HTTPException(status_code=404, detail="No image has this content signature")
+    return Response(status_code=204)
+
+
+def hit_out(hit: libs.Hit) -> HitOut:
+    place = hit.located
+    return HitOut(
+        image_id=hit.image.image_id, score=hit.score, match_type=hit.match_type,
+        brief=hit.image.brief, tags=hit.image.tags, contsign=contsign_of(hit.image),
+        external_id=hit.image.external_id, thumbnail=hit.image.thumbnail_key,
+        inliers=None if place is None else place.inliers,
+        homography=None if place is None else place.homography,
+        polygon=None if place is None else place.polygon,
+    )
+
+
+@router.post(PREFIX + "/{library_id}/search", summary="Search a library",
+             responses={**NOT_FOUND, 413: {"model": Message}},
+             response_model_exclude_none=True)
+async def search(
+    library_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    image: Annotated[UploadFile, File(description="The query image.")],
+    mode: Annotated[libs.Mode, Form(description="auto (duplicates, then verified objects, "
+                                    "then similar), duplicate, object or similar.")] = "auto",
+    limit: Annotated[int, Form(ge=1, le=100)] = 10,
+    offset: Annotated[int, Form(ge=0, le=10_000)] = 0,
+    min_score: Annotated[float, Form(ge=0, le=1)] = 0.0,
+    tag: Annotated[str | None, Form(max_length=64, description="Only images with this "
+                                    "tag.")] = None,
+) -> SearchOut:
+    owner = caller.owner(read=True)
+    library = await run_in_threadpool(_library, services, library_id, owner)
+    limit_bytes = services.settings.max_upload_bytes
+    data = await image.read(limit_bytes + 1)
+    if len(data) > limit_bytes:
+        raise HTTPException(413, f"image: the file is over the limit of "
+                                 f"{limit_bytes / 2**20:g} MB (AEROVISION_MAX_UPLOAD_MB)")
+    found = await services.libraries.search(
+        library.library_id, data, mode=mode, limit=limit, offset=offset, min_score=min_score,
+        tag=tag or None,
+    )
+    if found is None:
+        raise HTTPException(status_code=404, detail="Library not found")
+    if isinstance(found, libs.Refused):
+        if found.status == 413:
+            raise HTTPException(413, f"image: {found.detail}")
+        raise field_error("image", found.detail, image.filename)
+    return SearchOut(mode=found.mode, has_more=found.has_more,
+                     results=[hit_out(h) for h in found.hits], timings=found.timings)
+
+
+@router.get("/libraries/{path:path}", summary="Download a library image or thumbnail",
+            responses=NOT_FOUND)
+def download(path: str, services: ServicesDep, caller: CallerDep) -> Response:
+    """``libraries/<library_id>/images/…`` and ``…/thumbnails/…``, as images list them."""
+    library_id = path.split("/", 1)[0]
+    if not _UUID.match(library_id) or store.get_library(
+        services.db, library_id, caller.owner(read=True)
+    ) is None:
+        raise HTTPException(status_code=404, detail="File not found")
+    try:
+        return answer_file(f"libraries/{path}", services)
+    except (BadKey, FileNotFoundError, NotADirectoryError):
+        raise HTTPException(status_code=404, detail="File not found") from None

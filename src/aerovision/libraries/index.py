@@ -1,0 +1,236 @@
+"""A library's index in this process: the compact part of every image's description,
+in arrays, kept in step with the database.
+
+The database is the truth (:mod:`aerovision.store.libraries`); an index is a cache of
+it. Before every search the index asks the library's ``generation`` (one indexed
+read) and, when it moved, applies exactly the removals and additions after the
+generation it has seen — so an add or a delete made through any API process is in
+the next search of every other one. The arrays are saved to a local file
+(``<data dir>/index/<library_id>.npz``, written whole to a temporary file and
+renamed over the old one) so a restart does not read every row again; a file that
+is missing, unreadable or ahead of the database is rebuilt from the database,
+never used.
+
+Nearest neighbours are found exactly, by brute force over the arrays: the Hamming
+distance of 64-bit hashes (``np.bitwise_count``) and the dot product of unit
+vectors (one matrix-vector product). docs/decisions.md ("Library index") has the
+measurements against approximate indexes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from aerovision.engine.retrieval import VECTOR_SIZE, hamming, to_unsigned
+from aerovision.store import libraries as store
+from aerovision.store.db import Database
+
+log = logging.getLogger(__name__)
+
+SAVE_EVERY = 256
+"""The index file is written again after this many changes (and at the first build)."""
+
+
+@dataclass
+class LibraryIndex:
+    """The arrays of one library: row ``i`` is image ``ids[i]``."""
+
+    library_id: str
+    generation: int = 0
+    ids: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    hashes: npt.NDArray[np.uint64] = field(default_factory=lambda: np.empty(0, np.uint64))
+    vectors: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.empty((0, VECTOR_SIZE), np.float32)
+    )
+    tags: list[str] = field(default_factory=list)
+    unsaved: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.ids.nbytes + self.hashes.nbytes + self.vectors.nbytes
+                   + sum(len(t) for t in self.tags))
+
+    def apply(self, changes: store.Changes) -> None:
+        """Removals first (an image whose tags changed is removed, then added again)."""
+        if changes.removed:
+            gone = np.isin(self.ids, np.asarray(changes.removed, np.int64))
+            keep = ~gone
+            self.ids, self.hashes, self.vectors = self.ids[keep], self.hashes[keep], \
+                self.vectors[keep]
+            self.tags = [t for t, k in zip(self.tags, keep.tolist(), strict=True) if k]
+        if changes.added:
+            present = set(self.ids.tolist())
+            fresh = [e for e in changes.added if e.id not in present]
+            if fresh:
+                self.ids = np.concatenate([self.ids, np.array([e.id for e in fresh], np.int64)])
+                self.hashes = np.concatenate([
+                    self.hashes, np.array([to_unsigned(e.phash) for e in fresh], np.uint64)
+                ])
+                self.vectors = np.concatenate([self.vectors, np.stack([
+                    np.frombuffer(e.vector, "<f4").astype(np.float32) for e in fresh
+                ])])
+                self.tags += [e.tags_text for e in fresh]
+        self.unsaved += len(changes.removed) + len(changes.added)
+        self.generation = changes.generation
+
+    def allowed(self, tag: str | None) -> npt.NDArray[np.bool_] | None:
+        """Rows carrying ``tag`` (None: every row)."""
+        if not tag:
+            return None
+        needle = f",{tag},"
+        return np.fromiter((needle in t for t in self.tags), bool, len(self.tags))
+
+    def nearest_hashes(self, value: int, k: int, max_bits: int,
+                       allowed: npt.NDArray[np.bool_] | None = None) -> list[tuple[int, int]]:
+        """Up to ``k`` ``(image, bits)`` within ``max_bits`` of ``value``, closest first."""
+        if not len(self):
+            return []
+        bits = hamming(self.hashes, value).astype(np.int16)
+        if allowed is not None:
+            bits[~allowed] = 99
+        order = np.argsort(bits, kind="stable")[:k]
+        return [(int(self.ids[i]), int(bits[i])) for i in order if bits[i] <= max_bits]
+
+    def nearest_vectors(self, vector: npt.NDArray[np.float32], k: int,
+                        allowed: npt.NDArray[np.bool_] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` ``(image, cosine)`` most like ``vector``, best first."""
+        if not len(self) or k <= 0:
+            return []
+        scores = self.vectors @ vector
+        if allowed is not None:
+            scores = np.where(allowed, scores, -2.0)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > -2.0]
+
+    # the index file
+
+    def save(self, path: Path) -> None:
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        with temporary.open("wb") as out:
+            np.savez(
+                out, library_id=np.array(self.library_id), generation=np.array(self.generation),
+                ids=self.ids, hashes=self.hashes, vectors=self.vectors,
+                tags=np.array(self.tags, dtype=str),
+            )
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+        self.unsaved = 0
+
+    @classmethod
+    def load(cls, path: Path, library_id: str) -> LibraryIndex | None:
+        """The index saved at ``path``, or None when it is missing or unusable."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                index = cls(
+                    library_id=str(data["library_id"]),
+                    generation=int(data["generation"]),
+                    ids=data["ids"].astype(np.int64),
+                    hashes=data["hashes"].astype(np.uint64),
+                    vectors=data["vectors"].astype(np.float32),
+                    tags=[str(t) for t in data["tags"].tolist()],
+                )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            log.warning("the index file of library %s is unusable (%s); rebuilding it",
+                        library_id, exc)
+            return None
+        n = len(index.ids)
+        if (index.library_id != library_id or index.hashes.shape != (n,)
+                or index.vectors.shape != (n, VECTOR_SIZE) or len(index.tags) != n):
+            log.warning("the index file of library %s does not hold its library; rebuilding",
+                        library_id)
+            return None
+        return index
+
+
+class Indexes:
+    """Every library's index in this process, each brought up to date when used."""
+
+    def __init__(self, db: Database, folder: Path | None) -> None:
+        self.db = db
+        self.folder = folder
+        self._indexes: dict[str, LibraryIndex] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, library_id: str) -> Path | None:
+        return None if self.folder is None else self.folder / f"{library_id}.npz"
+
+    def get(self, library_id: str) -> LibraryIndex | None:
+        """The library's index, up to date with the database (None: no such library)."""
+        with self._guard:
+            lock = self._locks.setdefault(library_id, threading.Lock())
+        with lock:
+            current = store.generation_of(self.db, library_id)
+            if current is None:
+                self.forget(library_id)
+                return None
+            index = self._indexes.get(library_id)
+            path = self._path(library_id)
+            if index is None and path is not None:
+                index = LibraryIndex.load(path, library_id)
+                if index is not None and index.generation > current:
+                    log.warning("the index file of library %s is ahead of the database; "
+                                "rebuilding it", library_id)
+                    index = None
+            if index is None:
+                index = LibraryIndex(library_id)
+                index.unsaved = SAVE_EVERY  # a first build is saved at once
+            if index.generation != current:
+                changes = store.changes_since(self.db, library_id, index.generation)
+                if changes is None:
+                    self.forget(library_id)
+                    return None
+                index.apply(changes)
+            self._indexes[library_id] = index
+            if path is not None and index.unsaved >= SAVE_EVERY:
+                try:
+                    index.save(path)
+                except OSError as exc:
+                    log.warning("could not save the index of library %s: %s", library_id, exc)
+            return index
+
+    def loaded(self, library_id: str) -> LibraryIndex | None:
+        """The library's index if this process holds it (as last brought up to date)."""
+        return self._indexes.get(library_id)
+
+    def file_size(self, library_id: str) -> int:
+        path = self._path(library_id)
+        try:
+            return 0 if path is None else path.stat().st_size
+        except OSError:
+            return 0
+
+    def forget(self, library_id: str) -> None:
+        """Drop a deleted library's index and its file."""
+        self._indexes.pop(library_id, None)
+        path = self._path(library_id)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def flush(self) -> None:
+        """Save every index with changes not yet in its file (at shutdown)."""
+        for library_id, index in list(self._indexes.items()):
+            path = self._path(library_id)
+            if path is not None and index.unsaved:
+                try:
+                    index.save(path)
+                except OSError as exc:
+                    log.warning("could not save the index of library %s: %s", library_id, exc)

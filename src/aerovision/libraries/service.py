@@ -1,0 +1,395 @@
+"""What the libraries do, for both of their APIs (the native REST API and the seed's
+wire format): adding images, searching, removing — with the files, the database
+rows and the index kept in step.
+
+Adding: the file is decoded and described in the pool (:mod:`.pool`), its file and
+thumbnail are written to the store, then its row is inserted (so a row always has
+its files; a crash in between leaves at most an unreferenced file, never a row
+without its image). Searching (:meth:`Libraries.search`) is retrieval in two
+stages: candidates from the index (hash and global-descriptor neighbours), then
+each candidate checked geometrically against the query in the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+from fastapi.concurrency import run_in_threadpool
+
+from aerovision.engine import imageio, retrieval
+from aerovision.engine.errors import InputError
+from aerovision.libraries.index import Indexes, LibraryIndex
+from aerovision.libraries.pool import (
+    Described,
+    DescribePool,
+    PoolDied,
+    describe_file,
+    describe_query_file,
+    verify_all,
+)
+from aerovision.store import libraries as store
+from aerovision.store.db import Database
+from aerovision.store.files import FileStore, StoreUnavailable
+from aerovision.store.scope import Owner
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["auto", "duplicate", "object", "similar"]
+MatchType = Literal["duplicate", "object", "similar"]
+MODES: tuple[Mode, ...] = ("auto", "duplicate", "object", "similar")
+
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_BRIEF = 4096
+MAX_TAGS = 16
+TAG = re.compile(r"^[^,\x00-\x1f]{1,64}$")
+MAX_FILES = 100
+"""Images per add request."""
+
+DUPLICATE_CANDIDATES = 16
+"""Hash and descriptor neighbours checked for being the same picture."""
+DUPLICATE_HASH_BITS = 24
+"""Hash neighbours further than this are not duplicate candidates."""
+DUPLICATE_COSINE = 0.8
+"""Descriptor neighbours less alike than this are not duplicate candidates."""
+OBJECT_CANDIDATES = 48
+"""Images checked for being an object in the query."""
+
+EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "tiff": ".tif"}
+
+Mask = npt.NDArray[np.bool_] | None
+"""Which rows of an index a search may return (None: all)."""
+
+RANK: dict[MatchType, int] = {"duplicate": 0, "object": 1, "similar": 2}
+
+
+class BadRequest(ValueError):
+    """A field of a libraries request is not usable (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A file of an add request that was not added: the status and why, and for a
+    duplicate the image already there."""
+
+    status: int
+    detail: str
+    existing: store.Image | None = None
+    code: int | None = None
+    """The wire format's sub-code for an unusable image (216200 empty, 216201 decode,
+    216202 size)."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    image: store.Image
+    match_type: MatchType
+    score: float
+    located: retrieval.Located | None = None
+
+
+@dataclass
+class Found:
+    mode: Mode
+    hits: list[Hit]
+    has_more: bool
+    total: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name):
+        raise BadRequest("name: 1-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'")
+    return name
+
+
+def check_brief(brief: str | None) -> str:
+    brief = brief or ""
+    if len(brief) > MAX_BRIEF:
+        raise BadRequest(f"brief: at most {MAX_BRIEF} characters, got {len(brief)}")
+    return brief
+
+
+def parse_tags(text: str | Sequence[str] | None) -> list[str]:
+    """Comma-separated (or a list), stripped, without repeats; at most 16."""
+    if text is None:
+        return []
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    tags = list(dict.fromkeys(t.strip() for t in parts if t.strip()))
+    if len(tags) > MAX_TAGS:
+        raise BadRequest(f"tags: at most {MAX_TAGS}, got {len(tags)}")
+    for tag in tags:
+        if not TAG.match(tag):
+            raise BadRequest(f"tags: {tag[:70]!r} is not a tag (1-64 characters, no commas)")
+    return tags
+
+
+def unusable(exc: Exception, data: bytes) -> Refused:
+    message = str(exc)
+    if not data:
+        return Refused(422, "the file is empty", code=216200)
+    if "over the limit" in message:
+        return Refused(413, message, code=216202)
+    return Refused(422, message, code=216201)
+
+
+class Libraries:
+    """The libraries of one API (or worker) process."""
+
+    def __init__(
+        self, db: Database, files: FileStore, *, index_folder: Path | None, workers: int,
+        max_pixels: int, memory_mb: float | None,
+    ) -> None:
+        self.db = db
+        self.files = files
+        self.indexes = Indexes(db, index_folder)
+        self.pool = DescribePool(workers, memory_mb)
+        self.max_pixels = max_pixels
+
+    def close(self) -> None:
+        self.indexes.flush()
+        self.pool.close()
+
+    # adding
+
+    async def describe(self, data: bytes) -> Described | Refused:
+        if not data:
+            return Refused(422, "the file is empty", code=216200)
+        try:
+            imageio.sniff_image(data)
+            return await self.pool.run(self.max_pixels, describe_file, data, self.max_pixels)
+        except InputError as exc:
+            return unusable(exc, data)
+        except PoolDied as exc:
+            return Refused(422, str(exc), code=216201)
+
+    async def add(
+        self, owner: Owner, library_id: str, data: bytes, *, brief: str, tags: list[str],
+        external_id: str | None, dedup: store.Dedup,
+    ) -> store.Image | Refused | None:
+        """Add one image; None when the library is gone."""
+        return await self.add_described(
+            owner, library_id, data, await self.describe(data), brief=brief, tags=tags,
+            external_id=external_id, dedup=dedup,
+        )
+
+    async def add_described(
+        self, owner: Owner, library_id: str, data: bytes, described: Described | Refused, *,
+        brief: str, tags: list[str], external_id: str | None, dedup: store.Dedup,
+    ) -> store.Image | Refused | None:
+        """Add an image described already (:meth:`describe`); None when the library is
+        gone."""
+        if isinstance(described, Refused):
+            return described
+        d = described.description
+        signed = retrieval.to_signed(d.contsign)
+        if dedup == "near":
+            index = await run_in_threadpool(self.indexes.get, library_id)
+            if index is None:
+                return None
+            twin = await self._same_picture(index, d)
+            if twin is not None:
+                return Refused(409, "duplicated add", twin)
+        info = imageio.sniff_image(data)
+        new = store.NewImage(
+            contsign=signed, phash=retrieval.to_signed(d.phash),
+            vector=d.vector.astype("<f4").tobytes(), features=d.features.to_bytes(),
+            width=d.width, height=d.height, brief=brief, tags=tags, external_id=external_id,
+            file_key="", thumbnail_key="",
+        )
+        keys = (
+            f"libraries/{library_id}/images/{new.image_id}{EXTENSIONS[info.format]}",
+            f"libraries/{library_id}/thumbnails/{new.image_id}.jpg",
+        )
+        new = store.NewImage(**{**new.__dict__, "file_key": keys[0], "thumbnail_key": keys[1]})
+        await run_in_threadpool(self._write, keys, (data, described.thumbnail))
+        try:
+            added = await run_in_threadpool(
+                store.add_image, self.db, owner, library_id, new, refuse_same_sign=dedup != "off"
+            )
+        except store.ExternalIdTaken:
+            await run_in_threadpool(self._remove_files, keys)
+            return Refused(409, f"external_id {external_id!r} is taken in this library")
+        if added is None or isinstance(added, tuple):
+            await run_in_threadpool(self._remove_files, keys)
+            return None if added is None else Refused(409, "duplicated add", added[1])
+        return added
+
+    def _write(self, keys: Sequence[str], blobs: Sequence[bytes]) -> None:
+        written: list[str] = []
+        try:
+            for key, blob in zip(keys, blobs, strict=True):
+                self.files.write(key, blob)
+                written.append(key)
+        except StoreUnavailable:
+            self._remove_files(written)
+            raise
+
+    def _remove_files(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(StoreUnavailable, FileNotFoundError, OSError):
+                self.files.delete(key)
+
+    async def _same_picture(
+        self, index: LibraryIndex, query: retrieval.Description
+    ) -> store.Image | None:
+        hits = await self._duplicates(index, query, None)
+        return hits[0].image if hits else None
+
+    # removing
+
+    def remove_images(
+        self, owner: Owner, library_id: str, *, image_id: str | None = None,
+        contsign: int | None = None,
+    ) -> list[store.Image]:
+        gone = store.delete_images(self.db, owner, library_id, image_id=image_id,
+                                   contsign=contsign)
+        self._remove_files([k for image in gone for k in (image.file_key, image.thumbnail_key)])
+        return gone
+
+    def remove_library(self, owner: Owner, library_id: str) -> bool:
+        keys = store.delete_library(self.db, owner, library_id)
+        if keys is None:
+            return False
+        self.indexes.forget(library_id)
+        self._remove_files(keys)
+        return True
+
+    # searching
+
+    async def search(
+        self, library_id: str, data: bytes, *, mode: Mode = "auto", limit: int = 10,
+        offset: int = 0, min_score: float = 0.0, tag: str | None = None,
+    ) -> Found | Refused | None:
+        """Search a library (its owner checked by the caller); None when it is gone."""
+        started = time.perf_counter()
+        if not data:
+            return Refused(422, "the file is empty", code=216200)
+        try:
+            imageio.sniff_image(data)
+            query = await self.pool.run(
+                self.max_pixels, describe_query_file, data, self.max_pixels, mode != "similar"
+            )
+        except InputError as exc:
+            return unusable(exc, data)
+        except PoolDied as exc:
+            return Refused(422, str(exc), code=216201)
+        described = time.perf_counter()
+        index = await run_in_threadpool(self.indexes.get, library_id)
+        if index is None:
+            return None
+        allowed = index.allowed(tag)
+        timings = {"describe_ms": round((described - started) * 1000, 2)}
+        hits: dict[int, Hit] = {}
+        if mode in ("auto", "duplicate"):
+            for hit in await self._duplicates(index, query, allowed, timings):
+                hits.setdefault(hit.image.id, hit)
+        if mode in ("auto", "object"):
+            for hit in await self._objects(index, query, allowed, set(hits), timings):
+                if mode == "object":  # asked for objects: a whole-picture match is one too
+                    hit = Hit(hit.image, "object", hit.score, hit.located)
+                hits.setdefault(hit.image.id, hit)
+        ranked = sorted(
+            (h for h in hits.values() if h.score >= min_score),
+            key=lambda h: (RANK[h.match_type] if mode == "auto" else 0, -h.score, h.image.id),
+        )
+        similar_total = 0
+        if mode in ("auto", "similar"):
+            wanted = offset + limit + 1 - len(ranked)
+            if wanted > 0:
+                near = index.nearest_vectors(query.vector, wanted + len(hits), allowed)
+                fresh = [(n, max(0.0, s)) for n, s in near if n not in hits and s >= min_score]
+                rows = await run_in_threadpool(store.images_by_ids, self.db, [n for n, _ in fresh])
+                ranked += [Hit(rows[n], "similar", round(s, 4)) for n, s in fresh if n in rows]
+            similar_total = len(index) - len(hits)
+        page = ranked[offset:offset + limit]
+        total = len(ranked) if mode not in ("auto", "similar") else max(len(ranked), similar_total)
+        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return Found(mode, page, has_more=len(ranked) > offset + limit, total=total,
+                     timings=timings)
+
+    async def _duplicates(
+        self, index: LibraryIndex, query: retrieval.Description, mask: Mask,
+        timings: dict[str, float] | None = None,
+    ) -> list[Hit]:
+        """The library's copies of the query's picture, best first."""
+        exact = await run_in_threadpool(
+            store.images_with_contsign, self.db, index.library_id,
+            retrieval.to_signed(query.contsign),
+        )
+        present = set(index.ids.tolist())
+        hits = [Hit(image, "duplicate", 1.0) for image in exact if image.id in present
+                and (mask is None or bool(mask[index.ids.tolist().index(image.id)]))]
+        seen = {h.image.id for h in hits}
+        by_hash = dict(index.nearest_hashes(query.phash, DUPLICATE_CANDIDATES,
+                                            DUPLICATE_HASH_BITS, mask))
+        by_vector = {n: c for n, c in index.nearest_vectors(
+            query.vector, DUPLICATE_CANDIDATES, mask
+        ) if c >= DUPLICATE_COSINE}
+        candidates = [n for n in dict.fromkeys([*by_hash, *by_vector]) if n not in seen]
+        located = await self._verify(query, candidates, timings)
+        rows = await run_in_threadpool(store.images_by_ids, self.db, candidates)
+        for number in candidates:
+            place = located.get(number)
+            if number not in rows:
+                continue
+            if place is not None and place.match_type == "duplicate":
+                hits.append(Hit(rows[number], "duplicate", round(0.5 + 0.5 * place.overlap, 4),
+                                place))
+            elif place is None and number in by_hash and number in by_vector:
+                bits, cosine = by_hash[number], by_vector[number]
+                if (bits <= retrieval.HASH_DUPLICATE_BITS
+                        and cosine >= retrieval.HASH_DUPLICATE_COSINE
+                        and len(query.features) < retrieval.MIN_INLIERS * 4):
+                    hits.append(Hit(rows[number], "duplicate", round(1 - bits / 64, 4)))
+        return sorted(hits, key=lambda h: (-h.score, h.image.id))
+
+    async def _objects(
+        self, index: LibraryIndex, query: retrieval.Description, mask: Mask,
+        skip: set[int], timings: dict[str, float],
+    ) -> list[Hit]:
+        if len(index) <= OBJECT_CANDIDATES:
+            pool = [int(n) for n, ok in zip(
+                index.ids.tolist(), (mask.tolist() if mask is not None else [True] * len(index)),
+                strict=True) if ok]
+        else:
+            pool = [n for n, _ in index.nearest_vectors(
+                query.vector, OBJECT_CANDIDATES, mask)]
+        candidates = [n for n in pool if n not in skip]
+        located = await self._verify(query, candidates, timings)
+        rows = await run_in_threadpool(store.images_by_ids, self.db, list(located))
+        hits = []
+        for number, place in located.items():
+            if place is not None and number in rows:
+                kind: MatchType = "duplicate" if place.match_type == "duplicate" else "object"
+                hits.append(Hit(rows[number], kind, place.score, place))
+        return hits
+
+    async def _verify(
+        self, query: retrieval.Description, candidates: Sequence[int],
+        timings: dict[str, float] | None,
+    ) -> dict[int, retrieval.Located | None]:
+        if not candidates or len(query.features) < retrieval.MIN_INLIERS:
+            return {}
+        started = time.perf_counter()
+        blobs = await run_in_threadpool(store.features_by_ids, self.db, candidates)
+        pairs = [(n, blobs[n]) for n in candidates if n in blobs]
+        try:
+            found = await self.pool.run(self.max_pixels, verify_all, query.features, pairs)
+        except PoolDied:
+            log.warning("a verifying process died; %d candidates unchecked", len(pairs))
+            return {}
+        if timings is not None:
+            timings["verify_ms"] = round(
+                timings.get("verify_ms", 0.0) + (time.perf_counter() - started) * 1000, 2
+            )
+            timings["candidates"] = timings.get("candidates", 0) + len(pairs)
+        return dict(found)
