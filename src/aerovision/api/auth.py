@@ -337,8 +337,7 @@ def check_routes(app: FastAPI) -> None:
 def document_permissions(schema: dict[str, Any]) -> dict[str, Any]:
     """Each operation of the OpenAPI ``schema`` says what it needs (``x-permission``)."""
     for path, operations in schema.get("paths", {}).items():
-        template = path if not path.startswith(("/uploads/", "/thumbnails/", "/results/")) \
-            else path.replace("{path}", "{path:path}")
+        template = path.replace("{path}", "{path:path}")
         for method, operation in operations.items():
             need = route_needs(method.upper(), template)
             if need is None:

@@ -321,14 +321,14 @@ class ContSign(BaseModel):
 class ImageOut(BaseModel):
     image_id: str = Field(description="Image id (UUID).")
     contsign: ContSign = Field(description="Content signature of the decoded pixels.")
-    width: int
-    height: int
+    width: int = Field(description="Pixels.")
+    height: int = Field(description="Pixels.")
     brief: str = Field(description="As given; searches return it verbatim.")
-    tags: list[str]
+    tags: list[str] = Field(description="Its tags (searches and lists filter by one).")
     external_id: str | None = Field(description="The caller's own id, unique in the library.")
     image: str = Field(description="The image file, downloadable at GET /<path>.")
     thumbnail: str = Field(description="Its JPEG thumbnail (long side 256), at GET /<path>.")
-    created_at: datetime
+    created_at: datetime = Field(description="When it was added (UTC).")
 
     @field_serializer("created_at")
     def _timestamp(self, value: datetime) -> str:
@@ -363,16 +363,16 @@ class AddOut(BaseModel):
 
 
 class HitOut(BaseModel):
-    image_id: str
+    image_id: str = Field(description="The library image found.")
     score: float = Field(description="0-1, higher is better.")
     match_type: Literal["duplicate", "object", "similar"] = Field(
         description="duplicate: the same picture; object: its content, geometrically "
         "verified, in the query; similar: looks alike."
     )
-    brief: str
-    tags: list[str]
-    contsign: ContSign
-    external_id: str | None
+    brief: str = Field(description="The image's brief, verbatim.")
+    tags: list[str] = Field(description="The image's tags.")
+    contsign: ContSign = Field(description="The image's content signature.")
+    external_id: str | None = Field(description="The caller's own id of the image.")
     thumbnail: str = Field(description="The library image's thumbnail, at GET /<path>.")
     inliers: int | None = Field(None, description="Keypoint matches of the verified geometry.")
     homography: list[list[float]] | None = Field(
@@ -384,7 +384,7 @@ class HitOut(BaseModel):
 
 
 class SearchOut(BaseModel):
-    mode: Literal["auto", "duplicate", "object", "similar"]
+    mode: Literal["auto", "duplicate", "object", "similar"] = Field(description="As asked.")
     has_more: bool = Field(description="More hits beyond this page.")
     results: list[HitOut] = Field(description="Best first (in auto mode: duplicates, then "
                                   "objects, then similar, each best first).")

@@ -96,7 +96,8 @@ def create_library(body: LibraryIn, services: ServicesDep, caller: CallerDep) ->
 @router.get(PREFIX, summary="List libraries")
 def list_libraries(
     services: ServicesDep, caller: CallerDep,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, description="Skip this many.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
 ) -> LibraryList:
     total, rows = store.list_libraries(services.db, caller.owner(read=True), offset=offset,
                                        limit=limit)
@@ -210,8 +211,10 @@ async def add_images(
 @router.get(PREFIX + "/{library_id}/images", summary="List images", responses=NOT_FOUND)
 def list_images(
     library_id: str, services: ServicesDep, caller: CallerDep,
-    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    tag: Annotated[str | None, Query(max_length=64)] = None,
+    offset: Annotated[int, Query(ge=0, description="Skip this many.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+    tag: Annotated[str | None, Query(max_length=64, description="Only images with this "
+                                     "tag.")] = None,
 ) -> ImageList:
     owner = caller.owner(read=True)
     _library(services, library_id, owner)
@@ -310,9 +313,10 @@ async def search(
     image: Annotated[UploadFile, File(description="The query image.")],
     mode: Annotated[libs.Mode, Form(description="auto (duplicates, then verified objects, "
                                     "then similar), duplicate, object or similar.")] = "auto",
-    limit: Annotated[int, Form(ge=1, le=100)] = 10,
-    offset: Annotated[int, Form(ge=0, le=10_000)] = 0,
-    min_score: Annotated[float, Form(ge=0, le=1)] = 0.0,
+    limit: Annotated[int, Form(ge=1, le=100, description="Hits per page, 1-100.")] = 10,
+    offset: Annotated[int, Form(ge=0, le=10_000, description="Hits to skip.")] = 0,
+    min_score: Annotated[float, Form(ge=0, le=1, description="Only hits scoring at least "
+                                     "this, 0-1.")] = 0.0,
     tag: Annotated[str | None, Form(max_length=64, description="Only images with this "
                                     "tag.")] = None,
 ) -> SearchOut:
