@@ -62,6 +62,10 @@ def test_every_route_but_health_needs_a_key(locked: ServeProcess) -> None:
             response = requests.request(method, url, timeout=10, allow_redirects=False, **bad)
             if path == "/health":
                 assert response.status_code != 401, (method, path)
+            elif path.startswith(("/RTSAsService/", "/GeneralClassifyService/")):
+                # the seed's wire format: HTTP 200 and its own code for a failed check
+                assert response.status_code == 200, (method, path, bad)
+                assert response.json()["err_no"] == 12 and "API key" in response.json()["err_msg"]
             else:
                 assert response.status_code == 401, (method, path, bad)
                 assert "API key" in response.json()["detail"]
@@ -69,6 +73,8 @@ def test_every_route_but_health_needs_a_key(locked: ServeProcess) -> None:
         for good in forms:
             response = requests.request(method, url, timeout=10, allow_redirects=False, **good)
             assert response.status_code != 401, (method, path, good)
+            if path.startswith(("/RTSAsService/", "/GeneralClassifyService/")):
+                assert response.json()["err_no"] != 12, (method, path, good)
             assert response.status_code < 500, (method, path, response.text)
 
 

@@ -29,11 +29,17 @@ include-path-regex = "^/api/v1/match/"
 checks.positive_data_acceptance.enabled = false
 
 [[operations]]
+include-path-regex = "^/api/v1/libraries/[^/]+/(images|search)$"
+include-method = "POST"
+checks.positive_data_acceptance.enabled = false
+
+[[operations]]
 include-name = "POST /api/v1/webhooks"
 checks.positive_data_acceptance.enabled = false
 """
 """The two exceptions to "schema-valid data is accepted", each refused with a documented
-422 that says why: a schema cannot say "these bytes must be a PNG" (uploads), nor which
+422 that says why: a schema cannot say "these bytes must be a PNG" (uploads: the tools'
+and the libraries' images), nor which
 addresses a URL's host resolves to and whether the server lets webhooks reach them."""
 
 

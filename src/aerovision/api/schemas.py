@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -274,7 +274,8 @@ class NewTokenOut(TokenOut):
 class LibraryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="1-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'; "
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                      description="1-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'; "
                       "unique in the account.")
     description: str = Field("", max_length=4096, description="Free text.")
 
@@ -344,7 +345,11 @@ class ImagePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     brief: str | None = Field(None, max_length=4096, description="A new brief.")
-    tags: list[str] | None = Field(None, description="New tags (at most 16), replacing the old.")
+    tags: list[Annotated[str, Field(pattern=r"^[^,\x00-\x1f]{1,64}$")]] | None = Field(
+        None, max_length=16,
+        description="New tags (at most 16, each 1-64 characters without commas), replacing "
+        "the old.",
+    )
 
 
 class AddError(BaseModel):

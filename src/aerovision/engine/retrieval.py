@@ -48,7 +48,7 @@ LIBRARY_FEATURES: Final = 400
 LIBRARY_LONG_SIDE: Final = 640
 """Library images are described at most this large (long side, pixels)."""
 
-QUERY_FEATURES: Final = 4000
+QUERY_FEATURES: Final = 20000
 QUERY_LONG_SIDE: Final = 1024
 QUERY_SHORTEST: Final = 400
 """Smaller queries are enlarged to this long side before looking for keypoints."""

@@ -44,6 +44,13 @@ PREFIX = "/api/v1/libraries"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message}}
+NOT_JSON: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "The body is not JSON (or not UTF-8)."}
+}
+NOT_MULTIPART: dict[int | str, dict[str, Any]] = {
+    400: {"model": Message, "description": "The multipart body could not be parsed."}
+}
+MAX_OFFSET = 1_000_000_000
 
 
 def _library(services: Services, library_id: str, owner: Owner) -> store.Library:
@@ -74,18 +81,11 @@ def image_out(image: store.Image) -> ImageOut:
     )
 
 
-def _bad(field: str, exc: Exception) -> Exception:
-    return field_error(field, str(exc).removeprefix(f"{field}: "))
-
-
 @router.post(PREFIX, status_code=201, summary="Create a library",
-             responses={409: {"model": Message}})
+             responses={409: {"model": Message}, **NOT_JSON})
 def create_library(body: LibraryIn, services: ServicesDep, caller: CallerDep) -> LibraryOut:
     """A new, empty library of the account; its name is unique in the account (409)."""
-    try:
-        name = libs.check_name(body.name)
-    except libs.BadRequest as exc:
-        raise _bad("name", exc) from None
+    name = body.name  # its pattern is the schema's
     try:
         return _out(store.create_library(services.db, caller.owner(read=False), name,
                                          body.description))
@@ -96,7 +96,7 @@ def create_library(body: LibraryIn, services: ServicesDep, caller: CallerDep) ->
 @router.get(PREFIX, summary="List libraries")
 def list_libraries(
     services: ServicesDep, caller: CallerDep,
-    offset: Annotated[int, Query(ge=0, description="Skip this many.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
 ) -> LibraryList:
     total, rows = store.list_libraries(services.db, caller.owner(read=True), offset=offset,
@@ -119,7 +119,8 @@ def _index_state(services: Services, library_id: str) -> IndexOut:
     return IndexOut(state="ready", entries=len(index), size_bytes=index.nbytes)
 
 
-@router.patch(PREFIX + "/{library_id}", summary="Change a library", responses=NOT_FOUND)
+@router.patch(PREFIX + "/{library_id}", summary="Change a library",
+              responses={**NOT_FOUND, **NOT_JSON})
 def patch_library(
     library_id: str, body: LibraryPatch, services: ServicesDep, caller: CallerDep
 ) -> LibraryOut:
@@ -141,7 +142,7 @@ def delete_library(library_id: str, services: ServicesDep, caller: CallerDep) ->
 
 
 @router.post(PREFIX + "/{library_id}/images", status_code=201, summary="Add images",
-             responses={**NOT_FOUND, 413: {"model": Message}})
+             responses={**NOT_FOUND, **NOT_MULTIPART, 413: {"model": Message}})
 async def add_images(
     library_id: str,
     services: ServicesDep,
@@ -211,7 +212,7 @@ async def add_images(
 @router.get(PREFIX + "/{library_id}/images", summary="List images", responses=NOT_FOUND)
 def list_images(
     library_id: str, services: ServicesDep, caller: CallerDep,
-    offset: Annotated[int, Query(ge=0, description="Skip this many.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
     tag: Annotated[str | None, Query(max_length=64, description="Only images with this "
                                      "tag.")] = None,
@@ -239,7 +240,7 @@ def get_image(library_id: str, image_id: str, services: ServicesDep,
 
 
 @router.patch(PREFIX + "/{library_id}/images/{image_id}", summary="Change an image's brief "
-              "or tags", responses=NOT_FOUND)
+              "or tags", responses={**NOT_FOUND, **NOT_JSON})
 def patch_image(library_id: str, image_id: str, body: ImagePatch, services: ServicesDep,
                 caller: CallerDep) -> ImageOut:
     owner = caller.owner(read=False)
@@ -267,26 +268,28 @@ def delete_image(library_id: str, image_id: str, services: ServicesDep,
     return Response(status_code=204)
 
 
-def parse_contsign(text: str) -> int:
+def parse_contsign(text: str) -> int | None:
+    """The signature ``<sign1>,<sign2>`` names (None: out of range, so no image has it)."""
+    sign1, sign2 = (int(part) for part in text.split(","))
     try:
-        sign1, sign2 = (int(part) for part in text.split(","))
         return retrieval.to_signed(retrieval.join_contsign(sign1, sign2))
-    except (ValueError, InputError):
-        raise field_error("contsign", "contsign is <sign1>,<sign2>: two unsigned 32-bit "
-                                      "integers", text[:50]) from None
+    except InputError:
+        return None
 
 
 @router.delete(PREFIX + "/{library_id}/images", status_code=204,
                summary="Remove images by content signature", responses=NOT_FOUND)
 def delete_by_contsign(
     library_id: str, services: ServicesDep, caller: CallerDep,
-    contsign: Annotated[str, Query(description="<sign1>,<sign2>", max_length=30)],
+    contsign: Annotated[str, Query(pattern=r"^[0-9]{1,10},[0-9]{1,10}$",
+                                   description="<sign1>,<sign2>: the two unsigned 32-bit "
+                                   "halves of the signature.")],
 ) -> Response:
     """Every image of the library with this content signature; 404 when there is none."""
     owner = caller.owner(read=False)
     _library(services, library_id, owner)
     sign = parse_contsign(contsign)
-    if not services.libraries.remove_images(owner, library_id, contsign=sign):
+    if sign is None or not services.libraries.remove_images(owner, library_id, contsign=sign):
         raise HTTPException(status_code=404, detail="No image has this content signature")
     return Response(status_code=204)
 
@@ -304,7 +307,7 @@ def hit_out(hit: libs.Hit) -> HitOut:
 
 
 @router.post(PREFIX + "/{library_id}/search", summary="Search a library",
-             responses={**NOT_FOUND, 413: {"model": Message}},
+             responses={**NOT_FOUND, **NOT_MULTIPART, 413: {"model": Message}},
              response_model_exclude_none=True)
 async def search(
     library_id: str,

@@ -196,6 +196,14 @@ async def _contsign_of(services: Services, data: bytes) -> int:
     return retrieval.to_signed(query.contsign)
 
 
+REQUEST_SCHEMA: dict[str, Any] = {
+    "description": "A JSON object, as the seed has it (SPEC-libraries.md): `appid` (+ "
+    "`sub_lib`) names the library; `logid` is echoed; `format`: \"json\" (images and "
+    "`fea_data` in base64); `image`; `brief`; `features`: [{`fea_id`, `fea_data`}], fea_id "
+    "1000 the brief; `contsign` {`sign1`, `sign2`} or `contsigns` (remove); `pn`, `rn` "
+    "(search). Anything else in it is answered with err_no 1, in a 200, as the seed does.",
+}
+
 Handler = Callable[[Services, Owner, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -351,8 +359,14 @@ def _route(path: str, handler: Handler) -> None:
     name = path.rsplit("/", 1)[1]
     endpoint.__name__ = f"wire_{name}"
     endpoint.__doc__ = (handler.__doc__ or "") + f"The seed's `{path}` (SPEC-libraries.md)."
-    router.post(path, summary=f"{path} (seed wire format)",
-                response_class=JSONResponse)(endpoint)
+    router.post(
+        path, summary=f"{path} (seed wire format)", response_class=JSONResponse,
+        responses={200: {"description": "The outcome: err_no (0 OK), err_msg, logid, and the "
+                         "operation's fields."},
+                   400: {"description": "The body is not JSON: err_no 1."}},
+        openapi_extra={"requestBody": {"required": True, "content": {
+            "application/json": {"schema": REQUEST_SCHEMA}}}},
+    )(endpoint)
 
 
 for _path, _handler in HANDLERS.items():
