@@ -10,7 +10,6 @@ gets a clear error.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import multiprocessing
 import os
@@ -82,7 +81,8 @@ def verify_all(
 class DescribePool:
     """A lazily started pool of ``workers`` processes."""
 
-    def __init__(self, workers: int, memory_mb: float | None) -> None:
+    def __init__(self, workers: int, memory_mb: float | None, *, inline: bool = False) -> None:
+        self.inline = inline
         self.workers = max(1, workers)
         self.memory = int(memory_mb * 1024 * 1024) if memory_mb else None
         self._pool: ProcessPoolExecutor | None = None
@@ -107,12 +107,15 @@ class DescribePool:
                 pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = None
 
-    async def run(self, max_pixels: int, func: Callable[..., T], *args: Any) -> T:
-        """``func(*args)`` in a pool process; :class:`PoolDied` if the process died,
-        InputError as raised there."""
+    def call(self, max_pixels: int, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` in a pool process, waiting for it (from a thread of the
+        caller's); :class:`PoolDied` if the process died, InputError as raised there.
+        With ``inline`` (a worker's task process, isolated already) it runs here."""
+        if self.inline:
+            return func(*args)
         pool = self._executor(max_pixels)
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, func, *args)
+            return pool.submit(func, *args).result()
         except BrokenProcessPool:
             self._broken(pool)
             raise PoolDied("the process describing the image died (out of memory?)") from None

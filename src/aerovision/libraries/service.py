@@ -19,11 +19,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from fastapi.concurrency import run_in_threadpool
 
 from aerovision.engine import imageio, retrieval
 from aerovision.engine.errors import InputError
@@ -105,6 +104,30 @@ class Found:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def contsign_json(image: store.Image) -> dict[str, int]:
+    sign1, sign2 = retrieval.split_contsign(retrieval.to_unsigned(image.contsign))
+    return {"sign1": sign1, "sign2": sign2}
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    """A hit as searches answer it (SPEC-libraries.md): ``inliers``, ``homography`` and
+    ``polygon`` only for a verified one."""
+    image, place = hit.image, hit.located
+    out: dict[str, Any] = {
+        "image_id": image.image_id, "score": hit.score, "match_type": hit.match_type,
+        "brief": image.brief, "tags": image.tags, "contsign": contsign_json(image),
+        "external_id": image.external_id, "thumbnail": image.thumbnail_key,
+    }
+    if place is not None:
+        out.update(inliers=place.inliers, homography=place.homography, polygon=place.polygon)
+    return out
+
+
+def found_json(found: Found) -> dict[str, Any]:
+    return {"mode": found.mode, "has_more": found.has_more,
+            "results": [hit_json(h) for h in found.hits], "timings": found.timings}
+
+
 def check_name(name: str) -> str:
     if not NAME.match(name):
         raise BadRequest("name: 1-64 characters of A-Z, a-z, 0-9, '_', '.' and '-'")
@@ -146,12 +169,15 @@ class Libraries:
 
     def __init__(
         self, db: Database, files: FileStore, *, index_folder: Path | None, workers: int,
-        max_pixels: int, memory_mb: float | None,
+        max_pixels: int, memory_mb: float | None, inline: bool = False,
     ) -> None:
+        """``inline``: decode and describe in this process (a worker's task process,
+        isolated already) instead of a pool of its own. Its methods block: the API calls
+        them from threads."""
         self.db = db
         self.files = files
         self.indexes = Indexes(db, index_folder)
-        self.pool = DescribePool(workers, memory_mb)
+        self.pool = DescribePool(workers, memory_mb, inline=inline)
         self.max_pixels = max_pixels
 
     def close(self) -> None:
@@ -160,28 +186,28 @@ class Libraries:
 
     # adding
 
-    async def describe(self, data: bytes) -> Described | Refused:
+    def describe(self, data: bytes) -> Described | Refused:
         if not data:
             return Refused(422, "the file is empty", code=216200)
         try:
             imageio.sniff_image(data)
-            return await self.pool.run(self.max_pixels, describe_file, data, self.max_pixels)
+            return self.pool.call(self.max_pixels, describe_file, data, self.max_pixels)
         except InputError as exc:
             return unusable(exc, data)
         except PoolDied as exc:
             return Refused(422, str(exc), code=216201)
 
-    async def add(
+    def add(
         self, owner: Owner, library_id: str, data: bytes, *, brief: str, tags: list[str],
         external_id: str | None, dedup: store.Dedup,
     ) -> store.Image | Refused | None:
         """Add one image; None when the library is gone."""
-        return await self.add_described(
-            owner, library_id, data, await self.describe(data), brief=brief, tags=tags,
+        return self.add_described(
+            owner, library_id, data, self.describe(data), brief=brief, tags=tags,
             external_id=external_id, dedup=dedup,
         )
 
-    async def add_described(
+    def add_described(
         self, owner: Owner, library_id: str, data: bytes, described: Described | Refused, *,
         brief: str, tags: list[str], external_id: str | None, dedup: store.Dedup,
     ) -> store.Image | Refused | None:
@@ -192,10 +218,10 @@ class Libraries:
         d = described.description
         signed = retrieval.to_signed(d.contsign)
         if dedup == "near":
-            index = await run_in_threadpool(self.indexes.get, library_id)
+            index = self.indexes.get(library_id)
             if index is None:
                 return None
-            twin = await self._same_picture(index, d)
+            twin = self._same_picture(index, d)
             if twin is not None:
                 return Refused(409, "duplicated add", twin)
         info = imageio.sniff_image(data)
@@ -210,16 +236,15 @@ class Libraries:
             f"libraries/{library_id}/thumbnails/{new.image_id}.jpg",
         )
         new = store.NewImage(**{**new.__dict__, "file_key": keys[0], "thumbnail_key": keys[1]})
-        await run_in_threadpool(self._write, keys, (data, described.thumbnail))
+        self._write(keys, (data, described.thumbnail))
         try:
-            added = await run_in_threadpool(
-                store.add_image, self.db, owner, library_id, new, refuse_same_sign=dedup != "off"
+            added = store.add_image(self.db, owner, library_id, new, refuse_same_sign=dedup != "off"
             )
         except store.ExternalIdTaken:
-            await run_in_threadpool(self._remove_files, keys)
+            self._remove_files(keys)
             return Refused(409, f"external_id {external_id!r} is taken in this library")
         if added is None or isinstance(added, tuple):
-            await run_in_threadpool(self._remove_files, keys)
+            self._remove_files(keys)
             return None if added is None else Refused(409, "duplicated add", added[1])
         return added
 
@@ -238,10 +263,10 @@ class Libraries:
             with contextlib.suppress(StoreUnavailable, FileNotFoundError, OSError):
                 self.files.delete(key)
 
-    async def _same_picture(
+    def _same_picture(
         self, index: LibraryIndex, query: retrieval.Description
     ) -> store.Image | None:
-        hits = await self._duplicates(index, query, None)
+        hits = self._duplicates(index, query, None)
         return hits[0].image if hits else None
 
     # removing
@@ -265,7 +290,7 @@ class Libraries:
 
     # searching
 
-    async def search(
+    def search(
         self, library_id: str, data: bytes, *, mode: Mode = "auto", limit: int = 10,
         offset: int = 0, min_score: float = 0.0, tag: str | None = None,
     ) -> Found | Refused | None:
@@ -275,7 +300,7 @@ class Libraries:
             return Refused(422, "the file is empty", code=216200)
         try:
             imageio.sniff_image(data)
-            query = await self.pool.run(
+            query = self.pool.call(
                 self.max_pixels, describe_query_file, data, self.max_pixels, mode != "similar"
             )
         except InputError as exc:
@@ -283,17 +308,17 @@ class Libraries:
         except PoolDied as exc:
             return Refused(422, str(exc), code=216201)
         described = time.perf_counter()
-        index = await run_in_threadpool(self.indexes.get, library_id)
+        index = self.indexes.get(library_id)
         if index is None:
             return None
         allowed = index.allowed(tag)
         timings = {"describe_ms": round((described - started) * 1000, 2)}
         hits: dict[int, Hit] = {}
         if mode in ("auto", "duplicate"):
-            for hit in await self._duplicates(index, query, allowed, timings):
+            for hit in self._duplicates(index, query, allowed, timings):
                 hits.setdefault(hit.image.id, hit)
         if mode in ("auto", "object"):
-            for hit in await self._objects(index, query, allowed, set(hits), timings):
+            for hit in self._objects(index, query, allowed, set(hits), timings):
                 if mode == "object":  # asked for objects: a whole-picture match is one too
                     hit = Hit(hit.image, "object", hit.score, hit.located)
                 hits.setdefault(hit.image.id, hit)
@@ -307,7 +332,7 @@ class Libraries:
             if wanted > 0:
                 near = index.nearest_vectors(query.vector, wanted + len(hits), allowed)
                 fresh = [(n, max(0.0, s)) for n, s in near if n not in hits and s >= min_score]
-                rows = await run_in_threadpool(store.images_by_ids, self.db, [n for n, _ in fresh])
+                rows = store.images_by_ids(self.db, [n for n, _ in fresh])
                 ranked += [Hit(rows[n], "similar", round(s, 4)) for n, s in fresh if n in rows]
             similar_total = len(index) - len(hits)
         page = ranked[offset:offset + limit]
@@ -316,13 +341,12 @@ class Libraries:
         return Found(mode, page, has_more=len(ranked) > offset + limit, total=total,
                      timings=timings)
 
-    async def _duplicates(
+    def _duplicates(
         self, index: LibraryIndex, query: retrieval.Description, mask: Mask,
         timings: dict[str, float] | None = None,
     ) -> list[Hit]:
         """The library's copies of the query's picture, best first."""
-        exact = await run_in_threadpool(
-            store.images_with_contsign, self.db, index.library_id,
+        exact = store.images_with_contsign(self.db, index.library_id,
             retrieval.to_signed(query.contsign),
         )
         present = set(index.ids.tolist())
@@ -335,8 +359,8 @@ class Libraries:
             query.vector, DUPLICATE_CANDIDATES, mask
         ) if c >= DUPLICATE_COSINE}
         candidates = [n for n in dict.fromkeys([*by_hash, *by_vector]) if n not in seen]
-        located = await self._verify(query, candidates, timings)
-        rows = await run_in_threadpool(store.images_by_ids, self.db, candidates)
+        located = self._verify(query, candidates, timings)
+        rows = store.images_by_ids(self.db, candidates)
         for number in candidates:
             place = located.get(number)
             if number not in rows:
@@ -352,7 +376,7 @@ class Libraries:
                     hits.append(Hit(rows[number], "duplicate", round(1 - bits / 64, 4)))
         return sorted(hits, key=lambda h: (-h.score, h.image.id))
 
-    async def _objects(
+    def _objects(
         self, index: LibraryIndex, query: retrieval.Description, mask: Mask,
         skip: set[int], timings: dict[str, float],
     ) -> list[Hit]:
@@ -364,8 +388,8 @@ class Libraries:
             pool = [n for n, _ in index.nearest_vectors(
                 query.vector, OBJECT_CANDIDATES, mask)]
         candidates = [n for n in pool if n not in skip]
-        located = await self._verify(query, candidates, timings)
-        rows = await run_in_threadpool(store.images_by_ids, self.db, list(located))
+        located = self._verify(query, candidates, timings)
+        rows = store.images_by_ids(self.db, list(located))
         hits = []
         for number, place in located.items():
             if place is not None and number in rows:
@@ -373,17 +397,17 @@ class Libraries:
                 hits.append(Hit(rows[number], kind, place.score, place))
         return hits
 
-    async def _verify(
+    def _verify(
         self, query: retrieval.Description, candidates: Sequence[int],
         timings: dict[str, float] | None,
     ) -> dict[int, retrieval.Located | None]:
         if not candidates or len(query.features) < retrieval.MIN_INLIERS:
             return {}
         started = time.perf_counter()
-        blobs = await run_in_threadpool(store.features_by_ids, self.db, candidates)
+        blobs = store.features_by_ids(self.db, candidates)
         pairs = [(n, blobs[n]) for n in candidates if n in blobs]
         try:
-            found = await self.pool.run(self.max_pixels, verify_all, query.features, pairs)
+            found = self.pool.call(self.max_pixels, verify_all, query.features, pairs)
         except PoolDied:
             log.warning("a verifying process died; %d candidates unchecked", len(pairs))
             return {}

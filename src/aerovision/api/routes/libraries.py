@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
@@ -17,7 +18,6 @@ from aerovision.api.routes.files import answer_file
 from aerovision.api.schemas import (
     AddOut,
     ContSign,
-    HitOut,
     ImageList,
     ImageOut,
     ImagePatch,
@@ -69,8 +69,7 @@ def _out(library: store.Library, index: IndexOut | None = None) -> LibraryOut:
 
 
 def contsign_of(image: store.Image) -> ContSign:
-    sign1, sign2 = retrieval.split_contsign(retrieval.to_unsigned(image.contsign))
-    return ContSign(sign1=sign1, sign2=sign2)
+    return ContSign(**libs.contsign_json(image))
 
 
 def image_out(image: store.Image) -> ImageOut:
@@ -183,15 +182,15 @@ async def add_images(
         if len(data) > limit:
             return b"", too_large
         async with room:  # as many at once as there are describing processes
-            return data, await services.libraries.describe(data)
+            return data, await run_in_threadpool(services.libraries.describe, data)
 
     # described side by side, added in the request's order
     described = await asyncio.gather(*(describe(upload) for upload in image))
     outcomes = [
-        await services.libraries.add_described(
-            owner, library_id, data, one, brief=checked_brief, tags=checked_tags,
-            external_id=external_id, dedup=dedup,
-        )
+        await run_in_threadpool(partial(
+            services.libraries.add_described, owner, library_id, data, one,
+            brief=checked_brief, tags=checked_tags, external_id=external_id, dedup=dedup,
+        ))
         for data, one in described
     ]
     entries: list[dict[str, Any]] = []
@@ -294,18 +293,6 @@ def delete_by_contsign(
     return Response(status_code=204)
 
 
-def hit_out(hit: libs.Hit) -> HitOut:
-    place = hit.located
-    return HitOut(
-        image_id=hit.image.image_id, score=hit.score, match_type=hit.match_type,
-        brief=hit.image.brief, tags=hit.image.tags, contsign=contsign_of(hit.image),
-        external_id=hit.image.external_id, thumbnail=hit.image.thumbnail_key,
-        inliers=None if place is None else place.inliers,
-        homography=None if place is None else place.homography,
-        polygon=None if place is None else place.polygon,
-    )
-
-
 @router.post(PREFIX + "/{library_id}/search", summary="Search a library",
              responses={**NOT_FOUND, **NOT_MULTIPART, 413: {"model": Message}},
              response_model_exclude_none=True)
@@ -330,18 +317,17 @@ async def search(
     if len(data) > limit_bytes:
         raise HTTPException(413, f"image: the file is over the limit of "
                                  f"{limit_bytes / 2**20:g} MB (AEROVISION_MAX_UPLOAD_MB)")
-    found = await services.libraries.search(
-        library.library_id, data, mode=mode, limit=limit, offset=offset, min_score=min_score,
-        tag=tag or None,
-    )
+    found = await run_in_threadpool(partial(
+        services.libraries.search, library.library_id, data, mode=mode, limit=limit,
+        offset=offset, min_score=min_score, tag=tag or None,
+    ))
     if found is None:
         raise HTTPException(status_code=404, detail="Library not found")
     if isinstance(found, libs.Refused):
         if found.status == 413:
             raise HTTPException(413, f"image: {found.detail}")
         raise field_error("image", found.detail, image.filename)
-    return SearchOut(mode=found.mode, has_more=found.has_more,
-                     results=[hit_out(h) for h in found.hits], timings=found.timings)
+    return SearchOut.model_validate(libs.found_json(found))
 
 
 @router.get("/libraries/{path:path}", summary="Download a library image or thumbnail",

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -136,11 +137,6 @@ def _features(image: store.Image) -> list[dict[str, Any]]:
              "fea_data": base64.b64encode(image.brief.encode()).decode()}]
 
 
-def _contsign_json(image: store.Image) -> dict[str, int]:
-    sign1, sign2 = retrieval.split_contsign(retrieval.to_unsigned(image.contsign))
-    return {"sign1": sign1, "sign2": sign2}
-
-
 def _parse_contsign(value: Any) -> int:
     if not isinstance(value, dict):
         raise WireError(BAD_PARAMS, "a contsign is {\"sign1\": uint32, \"sign2\": uint32}")
@@ -174,7 +170,7 @@ def _image_bytes(body: dict[str, Any], *, required: bool = True) -> bytes | None
 def _refused(refused: libs.Refused) -> WireError:
     if refused.status == 409 and refused.existing is not None:
         return WireError(DUPLICATED, "duplicated add", data_items=[{
-            "contsign": _contsign_json(refused.existing),
+            "contsign": libs.contsign_json(refused.existing),
             "features": _features(refused.existing),
         }])
     if refused.code is not None:
@@ -186,8 +182,9 @@ def _refused(refused: libs.Refused) -> WireError:
 async def _contsign_of(services: Services, data: bytes) -> int:
     libraries = services.libraries
     try:
-        query = await libraries.pool.run(
-            libraries.max_pixels, describe_query_file, data, libraries.max_pixels, False
+        query = await run_in_threadpool(
+            libraries.pool.call, libraries.max_pixels, describe_query_file, data,
+            libraries.max_pixels, False,
         )
     except InputError as exc:
         raise _refused(libs.unusable(exc, data)) from None
@@ -221,14 +218,15 @@ async def _add(services: Services, owner: Owner, body: dict[str, Any]) -> dict[s
     brief = _brief(body, required=False) or ""
     data = _image_bytes(body)
     assert data is not None
-    added = await services.libraries.add(
-        owner, library.library_id, data, brief=brief, tags=[], external_id=None, dedup="exact"
-    )
+    added = await run_in_threadpool(partial(
+        services.libraries.add, owner, library.library_id, data, brief=brief, tags=[],
+        external_id=None, dedup="exact",
+    ))
     if added is None:
         raise WireError(NOT_SIGNED_UP, "appid is not signed up")
     if isinstance(added, libs.Refused):
         raise _refused(added)
-    return {"data_items": [{"contsign": _contsign_json(added)}]}
+    return {"data_items": [{"contsign": libs.contsign_json(added)}]}
 
 
 async def _update(services: Services, owner: Owner, body: dict[str, Any]) -> dict[str, Any]:
@@ -260,15 +258,16 @@ async def _search(services: Services, owner: Owner, body: dict[str, Any]) -> dic
     assert data is not None
     if rn == 0:
         return {"data_items": [], "has_more": 0}
-    found = await services.libraries.search(library.library_id, data, mode="auto",
-                                            limit=rn, offset=pn)
+    found = await run_in_threadpool(partial(
+        services.libraries.search, library.library_id, data, mode="auto", limit=rn, offset=pn,
+    ))
     if found is None:
         raise WireError(NOT_SIGNED_UP, "appid is not signed up")
     if isinstance(found, libs.Refused):
         raise _refused(found)
     return {
         "data_items": [
-            {"contsign": _contsign_json(hit.image), "score": hit.score,
+            {"contsign": libs.contsign_json(hit.image), "score": hit.score,
              "features": _features(hit.image)}
             for hit in found.hits
         ],
@@ -313,8 +312,9 @@ async def _classify(services: Services, owner: Owner, body: dict[str, Any]) -> d
     assert data is not None
     libraries = services.libraries
     try:
-        query = await libraries.pool.run(
-            libraries.max_pixels, describe_query_file, data, libraries.max_pixels, False
+        query = await run_in_threadpool(
+            libraries.pool.call, libraries.max_pixels, describe_query_file, data,
+            libraries.max_pixels, False,
         )
     except InputError as exc:
         raise _refused(libs.unusable(exc, data)) from None
