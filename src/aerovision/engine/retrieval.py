@@ -338,7 +338,7 @@ class Verifier:
         self.query = query
         self._index: cv2.FlannBasedMatcher | None = None
         if len(query) >= 2:
-            self._index = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
+            self._index = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 32})
             cv2.setRNGSeed(0)
             self._index.add([root_sift(query.descriptors)])
             self._index.train()
