@@ -24,7 +24,7 @@ def _package(tmp_path: Path, name: str, modules: dict[str, str]) -> list[str]:
 
 def test_the_real_registry_lists_each_module_once() -> None:
     tools = build(MODULES, "aerovision.tools", importlib.import_module("aerovision.tools").__path__)
-    assert list(tools) == ["template", "feature", "surface", "inspect", "chain"]
+    assert list(tools) == ["template", "feature", "surface", "inspect", "search", "chain"]
 
 
 def test_a_tool_module_the_registry_does_not_list_stops_start_up(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ dedup, images, downloads, and search with ground truth from real photographs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -279,3 +280,64 @@ def test_auto_mode_ranks_duplicates_then_objects_then_similar(
     assert [h["image_id"] for h in paged["results"]] == [k for k, _ in kinds[1:3]]
     picky = _search(api, library_id, truth.encode(coffee), min_score=0.99)
     assert all(hit["score"] >= 0.99 for hit in picky["results"])
+
+
+@pytest.fixture(scope="module")
+def worker_api(request: pytest.FixtureRequest, backend: str) -> Iterator[ServeProcess]:
+    """A server with a worker: the search tool runs as a task."""
+    with serve_for_module(request, backend, "search-tool", workers=1) as proc:
+        yield proc
+
+
+def test_search_is_a_tool_a_task_and_a_chain_step(worker_api: ServeProcess) -> None:
+    api = worker_api
+    library_id = _create(api, "tool")["library_id"]
+    photos = truth.library_images()[:4]
+    _add(api, library_id, [(f"{n}.png", truth.encode(i)) for n, i in photos])
+    case = truth.object_query(photos[1][1], np.random.default_rng(3), 1)
+    submitted = requests.post(
+        api.url("/api/v1/match/search"), files={"image": ("scene.png", truth.encode(case.query))},
+        data={"library_id": library_id, "mode": "object", "limit": 3}, timeout=60,
+    )
+    assert submitted.status_code == 201, submitted.text
+    task = api.wait_task(submitted.json()["uid"], timeout=120)
+    assert task["status"] == "done", task
+    data = task["result_data"]
+    assert data["library_id"] == library_id and data["mode"] == "object"
+    assert data["hits"] == len(data["results"]) >= 1 and data["found"] >= 1
+    assert data["best_match_type"] == "object"
+    top = data["results"][0]
+    direct = _search(api, library_id, truth.encode(case.query), mode="object", limit=3)
+    assert top["image_id"] == direct["results"][0]["image_id"]
+    assert top["polygon"] == direct["results"][0]["polygon"]
+    thumb = requests.get(api.url("/" + task["thumbnails"][0]), timeout=60)
+    assert thumb.status_code == 200
+
+    # a chain: a template match that finds nothing, then the library search
+    steps = [
+        {"tool": "template", "params": {"threshold": 0.99}},
+        {"tool": "search", "params": {"library_id": library_id, "mode": "object"},
+         "found_when": "verified"},
+    ]
+    chained = requests.post(
+        api.url("/api/v1/match/chain"),
+        files={"image": ("scene.png", truth.encode(case.query)),
+               "template": ("t.png", truth.encode(truth.colour(photos[3][1])[:40, :40]))},
+        data={"steps": json.dumps(steps)}, timeout=60,
+    )
+    assert chained.status_code == 201, chained.text
+    chain = api.wait_task(chained.json()["uid"], timeout=180)
+    assert chain["status"] == "done", chain
+    assert chain["result_data"]["chain_result"] == "found", chain["result_data"]
+    assert chain["result_data"]["completed_step"] == 2, chain["result_data"]
+    assert chain["result_data"]["steps"][1]["result_data"]["results"][0]["image_id"] == \
+        top["image_id"]
+
+    # a library that is not the account's: the task's error, saying so
+    unknown = requests.post(
+        api.url("/api/v1/match/search"), files={"image": ("q.png", truth.encode(case.query))},
+        data={"library_id": "00000000-0000-4000-8000-000000000000"}, timeout=60,
+    )
+    failed = api.wait_task(unknown.json()["uid"], timeout=120)
+    assert failed["status"] == "error"
+    assert "no library 00000000-0000-4000-8000-000000000000" in failed["error"]

@@ -15,7 +15,7 @@ from tests.server import ServeProcess
 def test_tools_lists_every_registered_tool_in_order(server: ServeProcess) -> None:
     answer = requests.get(server.url("/api/v1/tools"), timeout=10).json()
     assert [t["name"] for t in answer["tools"]] == ["template", "feature", "surface", "inspect",
-                                                    "chain"]
+                                                    "search", "chain"]
     assert answer["max_chain_steps"] == 10
     template = answer["tools"][0]
     assert template == {

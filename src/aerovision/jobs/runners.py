@@ -40,8 +40,9 @@ from aerovision.engine.errors import InputError
 from aerovision.engine.template import match_template
 from aerovision.jobs.executor import Staged
 from aerovision.store.files import JPEG_EXTENSIONS, FileStore
+from aerovision.store.models import DEFAULT_ACCOUNT_ID
 from aerovision.tools import TOOLS
-from aerovision.tools.spec import Inputs, Outputs, RunResult
+from aerovision.tools.spec import Inputs, Library, Outputs, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,12 @@ class Job:
     pictures: bool = True
     """Write the result pictures after the verdict; False leaves them for the first
     download to ask for (the tool's ``pictures_on_demand``): only thumbnails are written."""
+    account_id: str = DEFAULT_ACCOUNT_ID
+    """Whose task it is: the libraries it may read."""
+    database_url: str = ""
+    """Where the libraries are (the deployment's database)."""
+    index_folder: str = ""
+    """This machine's folder of library index files ("" : none)."""
 
 
 @dataclass
@@ -161,6 +168,16 @@ class StoreInputs:
     def renamed(self, names: Mapping[str, str]) -> Inputs:
         return _Renamed(self, dict(names))
 
+    def library(self, library_id: str) -> Library:
+        from aerovision.libraries.service import task_library
+
+        if not self.job.database_url:
+            raise InputError("libraries are not available to this task")
+        return task_library(
+            self.job.database_url, self.store, self.job.index_folder or None,
+            self.job.account_id, library_id, self.job.max_image_pixels,
+        )
+
     def _every(
         self, kind: str, decode: Callable[[bytes], Any], thumbnail: Callable[[Any, str], bytes]
     ) -> list[Any]:
@@ -209,6 +226,9 @@ class _Renamed:
 
     def renamed(self, names: Mapping[str, str]) -> Inputs:
         return _Renamed(self, dict(names))
+
+    def library(self, library_id: str) -> Library:
+        return self.inner.library(library_id)
 
 
 @dataclass(frozen=True)

@@ -298,6 +298,9 @@ class Worker:
             max_image_pixels=self.settings.max_image_pixels,
             max_ply_points=self.settings.max_ply_points,
             pictures=pictures_only or tool is None or not tool.pictures_on_demand,
+            account_id=task.account_id,
+            database_url=self.settings.db_url,
+            index_folder=str(self.settings.data_dir / "index"),
         )
         started = time.monotonic()
         verdict_at: list[float] = []

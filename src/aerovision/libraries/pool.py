@@ -69,6 +69,13 @@ def describe_query_file(data: bytes, max_pixels: int, with_features: bool) -> re
     return retrieval.describe_query(_decode(data, max_pixels), with_features=with_features)
 
 
+def describe_query_image(image: Any, with_features: bool) -> retrieval.Description:
+    """Describe a decoded search query (a task's input, decoded already)."""
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = imageio.flatten_alpha(image)
+    return retrieval.describe_query(image, with_features=with_features)
+
+
 def verify_all(
     query: retrieval.Features, candidates: Sequence[tuple[int, bytes]]
 ) -> list[tuple[int, retrieval.Located | None]]:

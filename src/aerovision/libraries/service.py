@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,7 @@ from aerovision.libraries.pool import (
     PoolDied,
     describe_file,
     describe_query_file,
+    describe_query_image,
     verify_all,
 )
 from aerovision.store import libraries as store
@@ -291,20 +292,25 @@ class Libraries:
     # searching
 
     def search(
-        self, library_id: str, data: bytes, *, mode: Mode = "auto", limit: int = 10,
-        offset: int = 0, min_score: float = 0.0, tag: str | None = None,
+        self, library_id: str, data: bytes | npt.NDArray[np.uint8], *, mode: Mode = "auto",
+        limit: int = 10, offset: int = 0, min_score: float = 0.0, tag: str | None = None,
     ) -> Found | Refused | None:
-        """Search a library (its owner checked by the caller); None when it is gone."""
+        """Search a library (its owner checked by the caller) with an image file or a
+        decoded image (a task's input); None when the library is gone."""
         started = time.perf_counter()
-        if not data:
-            return Refused(422, "the file is empty", code=216200)
+        with_features = mode != "similar"
         try:
-            imageio.sniff_image(data)
-            query = self.pool.call(
-                self.max_pixels, describe_query_file, data, self.max_pixels, mode != "similar"
-            )
+            if isinstance(data, np.ndarray):
+                query = self.pool.call(self.max_pixels, describe_query_image, data,
+                                       with_features)
+            elif not data:
+                return Refused(422, "the file is empty", code=216200)
+            else:
+                imageio.sniff_image(data)
+                query = self.pool.call(self.max_pixels, describe_query_file, data,
+                                       self.max_pixels, with_features)
         except InputError as exc:
-            return unusable(exc, data)
+            return unusable(exc, data if isinstance(data, bytes) else b"?")
         except PoolDied as exc:
             return Refused(422, str(exc), code=216201)
         described = time.perf_counter()
@@ -417,3 +423,48 @@ class Libraries:
             )
             timings["candidates"] = timings.get("candidates", 0) + len(pairs)
         return dict(found)
+
+
+_TASK_LIBRARIES: dict[str, Libraries] = {}
+"""A task process's libraries, by database URL (made after the fork, kept for its next
+tasks: their indexes stay loaded)."""
+
+
+@dataclass(frozen=True)
+class TaskLibrary:
+    """One library as a task of its account sees it (:class:`aerovision.tools.spec.Library`)."""
+
+    libraries: Libraries
+    library_id: str
+
+    def search(
+        self, image: npt.NDArray[np.uint8], *, mode: str, limit: int, offset: int,
+        min_score: float, tag: str | None,
+    ) -> dict[str, Any]:
+        found = self.libraries.search(
+            self.library_id, image, mode=cast(Mode, mode), limit=limit, offset=offset,
+            min_score=min_score, tag=tag,
+        )
+        if found is None:
+            raise InputError(f"library {self.library_id} was deleted")
+        if isinstance(found, Refused):
+            raise InputError(f"image: {found.detail}")
+        return found_json(found)
+
+
+def task_library(
+    database_url: str, files: FileStore, index_folder: str | None, account_id: str,
+    library_id: str, max_pixels: int,
+) -> TaskLibrary:
+    """``account_id``'s library for a task (InputError when the account has no such
+    library); decoding and describing run in the task's own process."""
+    libraries = _TASK_LIBRARIES.get(database_url)
+    if libraries is None:
+        libraries = Libraries(
+            Database(database_url), files, index_folder=Path(index_folder) if index_folder
+            else None, workers=1, max_pixels=max_pixels, memory_mb=None, inline=True,
+        )
+        _TASK_LIBRARIES[database_url] = libraries
+    if store.get_library(libraries.db, library_id, Owner(account_id)) is None:
+        raise InputError(f"library_id: the account has no library {library_id}")
+    return TaskLibrary(libraries, library_id)

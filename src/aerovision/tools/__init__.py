@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from aerovision.tools import chain, feature, inspect, surface, template
+from aerovision.tools import chain, feature, inspect, search, surface, template
 from aerovision.tools.spec import Tool
 
-MODULES = (template, feature, surface, inspect)
+MODULES = (template, feature, surface, inspect, search)
 """The tools, in the order the UI and the CLI show them (the chain comes last)."""
 
 NOT_TOOLS = frozenset({"spec", "chain"})

@@ -189,8 +189,9 @@ def _step_choices(
 
 
 def default_inputs(tool: Tool[Any]) -> dict[str, str]:
-    """A step's inputs when it names none: the chain's, in order (the seed's mapping)."""
-    return dict(zip(tool.input_names, CHAIN_INPUTS, strict=True))
+    """A step's inputs when it names none: the chain's, in order (the seed's mapping; a
+    tool of one input reads the first)."""
+    return dict(zip(tool.input_names, CHAIN_INPUTS, strict=False))
 
 
 def step_kinds(

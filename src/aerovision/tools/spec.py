@@ -122,8 +122,24 @@ class Summary:
         return _PLACEHOLDER.sub(one, self.template)
 
 
+class Library(Protocol):
+    """An image library of the task's account, as a tool sees it."""
+
+    def search(
+        self, image: np.ndarray, *, mode: str, limit: int, offset: int, min_score: float,
+        tag: str | None,
+    ) -> dict[str, Any]:
+        """A search's answer as the libraries' search route gives it (``mode``,
+        ``has_more``, ``results``, ``timings``); InputError for an unusable image."""
+        ...
+
+
 class Inputs(Protocol):
     """A task's inputs, decoded by name on first use (a chain's steps share them)."""
+
+    def library(self, library_id: str) -> Library:
+        """The task's account's library ``library_id``; InputError when there is none."""
+        ...
 
     def image(self, name: str) -> np.ndarray: ...
 
