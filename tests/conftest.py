@@ -19,6 +19,7 @@ pytest_plugins = ("tests.inprocess",)
 
 
 LONGEST_FIRST = (
+    "tests/test_library_durability.py",
     "tests/test_runtime.py",
     "tests/api/test_webhooks.py",
     "tests/api/test_fuzz.py",
@@ -26,6 +27,7 @@ LONGEST_FIRST = (
     "tests/test_store_outage.py",
     "tests/engine/test_feature.py",
     "tests/api/test_http_hygiene.py",
+    "tests/api/test_libraries.py",
 )
 """The files that take longest (1–3 minutes each): started first, so that with
 ``make test``'s processes side by side none of them is left running alone at the end."""
