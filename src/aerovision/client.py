@@ -34,6 +34,16 @@ once per client, :meth:`Client.tools`), so a tool added to the server needs no
 new client. ``match_template``, ``match_feature``, ``match_surface`` and
 ``match_chain`` are shortcuts for the tools every server has.
 
+Image libraries hold reference images and say which of them a new picture shows, and
+why (``duplicate``, ``object`` with where it is, or ``similar``)::
+
+    with Client(url) as av:
+        parts = av.create_library("parts", "line 3 catalogue")
+        added = av.add_images(parts.library_id, ["bolt.png", "nut.jpg"], brief="M8", tags="steel")
+        found = av.search(parts.library_id, "frame.jpg", mode="object")
+        for hit in found.results:
+            print(hit.match_type, hit.score, hit.brief, hit.polygon)
+
 Exceptions (every one is an :class:`AeroVisionError`)::
 
     AeroVisionError
@@ -41,8 +51,8 @@ Exceptions (every one is an :class:`AeroVisionError`)::
     ├── APIError            the server answered 4xx/5xx; .status_code, .message, .errors
     │   ├── Unauthorized        401: no, wrong, revoked or expired credentials
     │   ├── PermissionDenied    403: the token lacks the permission (named in .message)
-    │   ├── NotFound            404: unknown task, webhook, file or route
-    │   ├── Conflict            409: e.g. a login already taken, accounts not enabled
+    │   ├── NotFound            404: unknown task, webhook, file, library, image or route
+    │   ├── Conflict            409: e.g. a login or library name taken, accounts not enabled
     │   ├── PayloadTooLarge     413: an upload is over the server's limit
     │   ├── InvalidRequest      422: bad parameters or files; .errors = the server's details
     │   └── ServerError         5xx: a bug or outage on the server side
@@ -70,35 +80,57 @@ import mimetypes
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Generic, Literal, Self, TypeAlias, TypeVar
+from typing import IO, Any, Generic, Literal, Self, TypeAlias, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
 
 __all__ = [
     "DEFAULT_URL",
+    "LIBRARY_PAGE",
     "TOKEN_ENV",
     "APIError",
     "Account",
     "AccountPage",
     "AccountType",
+    "AddRefused",
+    "AddResult",
     "AeroVisionClient",
     "AeroVisionError",
     "AsyncClient",
     "BatchResult",
     "Client",
     "Conflict",
+    "ContSign",
+    "Dedup",
     "Delivery",
     "FileInput",
+    "Hit",
+    "ImagePage",
     "InvalidRequest",
+    "Library",
+    "LibraryImage",
+    "LibraryIndex",
+    "LibraryPage",
+    "MatchType",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
     "Permissions",
+    "SearchMode",
+    "SearchResult",
     "ServerError",
     "Task",
     "TaskFailed",
@@ -205,12 +237,14 @@ class PermissionDenied(APIError):
 
 
 class NotFound(APIError):
-    """404: unknown task, webhook, file or route (e.g. a tool the server lacks)."""
+    """404: unknown task, webhook, file, library, image or route (e.g. a tool the server
+    lacks)."""
 
 
 class Conflict(APIError):
-    """409: the request clashes with the server's state: a login already taken, the
-    account deleting itself, accounts or tokens asked of a server not in accounts mode."""
+    """409: the request clashes with the server's state: a login or library name already
+    taken, the account deleting itself, accounts or tokens asked of a server not in accounts
+    mode."""
 
 
 class PayloadTooLarge(APIError):
@@ -470,6 +504,241 @@ class Token:
             expiration_time=_time(data.get("expiration_time")),
             visibility_area=data.get("visibility_area", "account"),
             created_at=_time(data.get("created_at")), secret=data.get("token"), raw=dict(data),
+        )
+
+
+Dedup = Literal["exact", "near", "off"]
+"""What an add refuses: ``exact``, an image whose content signature is in the library;
+``near``, also one a search finds as a ``duplicate``; ``off``, nothing."""
+
+SearchMode = Literal["auto", "duplicate", "object", "similar"]
+"""What a library search looks for: ``auto`` (duplicates, then verified objects, then
+similar images, each hit labelled), or one of them."""
+
+MatchType = Literal["duplicate", "object", "similar"]
+"""Why a hit matched: the same picture; its content, geometrically verified, in the
+query; or it looks alike."""
+
+
+@dataclass(frozen=True)
+class ContSign:
+    """A 64-bit content signature of an image's decoded pixels, as two unsigned 32-bit
+    halves (``sign1`` high, ``sign2`` low). ``str()`` is ``"<sign1>,<sign2>"``, the form
+    :meth:`Client.delete_images` and the command line take."""
+
+    sign1: int
+    sign2: int
+
+    def __str__(self) -> str:
+        return f"{self.sign1},{self.sign2}"
+
+    @property
+    def value(self) -> int:
+        """The signature as one unsigned 64-bit integer."""
+        return (self.sign1 << 32) | self.sign2
+
+    @classmethod
+    def of(cls, value: ContSign | tuple[int, int] | str | int) -> ContSign:
+        """A signature from a ContSign, ``(sign1, sign2)``, ``"sign1,sign2"`` or one
+        unsigned 64-bit integer; ValueError for anything else or out of range."""
+        if isinstance(value, ContSign):
+            return value
+        if isinstance(value, bool):
+            raise ValueError(f"not a content signature: {value!r}")
+        if isinstance(value, int):
+            if not 0 <= value < 1 << 64:
+                raise ValueError(f"a content signature is an unsigned 64-bit integer: {value}")
+            return cls(value >> 32, value & 0xFFFFFFFF)
+        if isinstance(value, str):
+            parts = value.split(",")
+            if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+                raise ValueError(f"{value!r} is not a content signature SIGN1,SIGN2")
+            value = (int(parts[0]), int(parts[1]))
+        sign1, sign2 = value
+        if not all(isinstance(s, int) and 0 <= s <= 0xFFFFFFFF for s in (sign1, sign2)):
+            raise ValueError(f"sign1 and sign2 are unsigned 32-bit integers, got {value!r}")
+        return cls(sign1, sign2)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ContSign:
+        return cls(int(data["sign1"]), int(data["sign2"]))
+
+
+@dataclass(frozen=True)
+class LibraryIndex:
+    """The state of a library's index in the API process that answered."""
+
+    state: Literal["ready", "not loaded"]
+    """``ready``: that process holds it in memory; ``not loaded``: not yet (the next
+    search loads or rebuilds it)."""
+    entries: int
+    size_bytes: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LibraryIndex:
+        return cls(data["state"], int(data["entries"]), int(data["size_bytes"]))
+
+
+@dataclass(frozen=True)
+class Library:
+    """An image library. ``index`` is given only by :meth:`Client.get_library`.
+    ``raw`` is its JSON."""
+
+    library_id: str
+    name: str
+    description: str
+    image_count: int
+    created_at: datetime | None
+    index: LibraryIndex | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Library:
+        index = data.get("index")
+        return cls(
+            library_id=data["library_id"], name=data["name"],
+            description=data.get("description") or "", image_count=int(data["image_count"]),
+            created_at=_time(data.get("created_at")),
+            index=None if index is None else LibraryIndex.from_json(index), raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class LibraryPage:
+    """One page of ``GET /api/v1/libraries``: ``total`` libraries exist, oldest first."""
+
+    total: int
+    libraries: list[Library]
+
+
+@dataclass(frozen=True)
+class LibraryImage:
+    """An image of a library. ``image`` and ``thumbnail`` are the paths its file and its
+    JPEG thumbnail download from (``GET /<path>``). ``raw`` is its JSON."""
+
+    image_id: str
+    contsign: ContSign
+    width: int
+    height: int
+    brief: str
+    tags: list[str]
+    external_id: str | None
+    image: str
+    thumbnail: str
+    created_at: datetime | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LibraryImage:
+        return cls(
+            image_id=data["image_id"], contsign=ContSign.from_json(data["contsign"]),
+            width=int(data["width"]), height=int(data["height"]), brief=data.get("brief") or "",
+            tags=list(data.get("tags") or []), external_id=data.get("external_id"),
+            image=data.get("image") or "", thumbnail=data.get("thumbnail") or "",
+            created_at=_time(data.get("created_at")), raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    """One page of a library's images: ``total`` of them (with the tag asked for), oldest
+    first."""
+
+    total: int
+    images: list[LibraryImage]
+
+
+@dataclass(frozen=True)
+class AddRefused:
+    """Why the server did not add one file: ``status`` 409 (a duplicate: ``existing`` is
+    the image already there; or an ``external_id`` taken), 413 (too large) or 422 (not a
+    usable image), and the server's ``detail``."""
+
+    status: int
+    detail: str
+    filename: str | None
+    existing: LibraryImage | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        """The file's content is already in the library (``existing`` says as which)."""
+        return self.status == 409 and self.existing is not None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AddRefused:
+        existing = data.get("image")
+        return cls(
+            status=int(data["status"]), detail=str(data.get("detail") or ""),
+            filename=data.get("filename"),
+            existing=None if existing is None else LibraryImage.from_json(existing),
+        )
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What became of one file of :meth:`Client.add_images`: ``image`` when it was added,
+    else ``error``. ``filename`` is the name it was sent under."""
+
+    filename: str
+    image: LibraryImage | None = None
+    error: AddRefused | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.image is not None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One image a library search found, and why (``match_type``). ``score`` is 0–1,
+    higher is better. For an ``object`` hit, ``inliers`` are the keypoint matches behind
+    it, ``homography`` (3×3) maps library-image pixels to query pixels and ``polygon`` is
+    the library image's outline in the query (4 points); None otherwise."""
+
+    image_id: str
+    score: float
+    match_type: MatchType
+    brief: str
+    tags: list[str]
+    contsign: ContSign
+    external_id: str | None
+    thumbnail: str
+    inliers: int | None
+    homography: list[list[float]] | None
+    polygon: list[list[float]] | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Hit:
+        return cls(
+            image_id=data["image_id"], score=float(data["score"]),
+            match_type=data["match_type"], brief=data.get("brief") or "",
+            tags=list(data.get("tags") or []), contsign=ContSign.from_json(data["contsign"]),
+            external_id=data.get("external_id"), thumbnail=data.get("thumbnail") or "",
+            inliers=data.get("inliers"), homography=data.get("homography"),
+            polygon=data.get("polygon"), raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The answer to :meth:`Client.search`: ``results`` best first (in ``auto`` mode:
+    duplicates, then objects, then similar images), ``has_more`` when hits lie beyond this
+    page, ``timings`` in milliseconds per stage. ``raw`` is the JSON as received."""
+
+    mode: SearchMode
+    has_more: bool
+    results: list[Hit]
+    timings: dict[str, float]
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SearchResult:
+        return cls(
+            mode=data["mode"], has_more=bool(data["has_more"]),
+            results=[Hit.from_json(h) for h in data["results"]],
+            timings={k: float(v) for k, v in (data.get("timings") or {}).items()},
+            raw=dict(data),
         )
 
 
@@ -803,6 +1072,168 @@ def _build_tokens() -> _Call[list[Token]]:
 
 def _build_revoke_token(token_id: str) -> _Call[None]:
     return _Call("DELETE", f"/api/v1/tokens/{_segment(token_id)}", lambda _data: None)
+
+
+# -- libraries
+
+LIBRARY_PAGE = 1000
+"""Libraries or images asked for per page when the client pages through them all (the
+server's largest page)."""
+
+
+def _library_path(library_id: str, *rest: str) -> str:
+    return "/".join(["/api/v1/libraries", _segment(library_id), *rest])
+
+
+def _build_create_library(name: str, description: str) -> _Call[Library]:
+    body = {"name": name, "description": description}
+    return _Call("POST", "/api/v1/libraries", Library.from_json, json=body)
+
+
+def _build_list_libraries(offset: int, limit: int) -> _Call[LibraryPage]:
+    def parse(data: Any) -> LibraryPage:
+        return LibraryPage(data["total"], [Library.from_json(x) for x in data["libraries"]])
+
+    return _Call("GET", "/api/v1/libraries", parse, params={"offset": offset, "limit": limit})
+
+
+def _build_get_library(library_id: str) -> _Call[Library]:
+    return _Call("GET", _library_path(library_id), Library.from_json)
+
+
+def _build_update_library(library_id: str, description: str) -> _Call[Library]:
+    return _Call("PATCH", _library_path(library_id), Library.from_json,
+                 json={"description": description})
+
+
+def _build_delete_library(library_id: str) -> _Call[None]:
+    return _Call("DELETE", _library_path(library_id), lambda _data: None)
+
+
+def _named_library(page: LibraryPage, name: str, offset: int) -> Library | int:
+    """The library of the page named ``name``, else the offset of the next page (-1: none)."""
+    for library in page.libraries:
+        if library.name == name:
+            return library
+    offset += len(page.libraries)
+    return offset if page.libraries and offset < page.total else -1
+
+
+def _no_library(name: str) -> NotFound:
+    return NotFound(404, f"Library not found: there is no library named {name!r}")
+
+
+def _tag_list(tags: str | Iterable[str]) -> list[str]:
+    """Tags given as ``"a, b"`` or ``["a", "b"]``; ValueError for a listed tag with a comma
+    (the server would take it for two)."""
+    if isinstance(tags, str):
+        return [t.strip() for t in tags.split(",") if t.strip()]
+    listed = [str(t) for t in tags]
+    with_comma = [t for t in listed if "," in t]
+    if with_comma:
+        raise ValueError(f"a tag cannot contain a comma: {with_comma[0]!r}")
+    return listed
+
+
+def _file_list(files: FileInput | Sequence[FileInput]) -> list[FileInput]:
+    """One file, or a sequence of them, as a list (a ``(filename, data)`` pair is one)."""
+    pair = (
+        isinstance(files, tuple) and len(files) == 2 and isinstance(files[0], str)
+        and (isinstance(files[1], (bytes, bytearray, memoryview)) or hasattr(files[1], "read"))
+    )
+    if pair or hasattr(files, "read") or isinstance(
+        files, (str, os.PathLike, bytes, bytearray, memoryview)
+    ):
+        return [cast(FileInput, files)]
+    return list(cast(Sequence[FileInput], files))
+
+
+def _build_add_images(
+    library_id: str, files: FileInput | Sequence[FileInput], brief: str | None,
+    tags: str | Iterable[str] | None, external_id: str | None, dedup: str,
+) -> _Call[list[AddResult]]:
+    uploads = [_read_input(item, "image") for item in _file_list(files)]
+    if not uploads:
+        raise ValueError("add_images needs at least one file")
+    data = {"dedup": dedup}
+    if brief is not None:
+        data["brief"] = brief
+    if tags is not None:
+        data["tags"] = ",".join(_tag_list(tags))
+    if external_id is not None:
+        data["external_id"] = external_id
+
+    def parse(answer: Any) -> list[AddResult]:
+        entries = answer["images"]
+        if len(entries) != len(uploads):
+            raise ValueError(f"{len(entries)} entries for {len(uploads)} files")
+        return [
+            AddResult(upload.name, error=AddRefused.from_json(entry["error"])) if "error" in entry
+            else AddResult(upload.name, image=LibraryImage.from_json(entry))
+            for upload, entry in zip(uploads, entries, strict=True)
+        ]
+
+    return _Call(
+        "POST", _library_path(library_id, "images"), parse, data=data,
+        files=[("image", (u.name, u.content, u.content_type)) for u in uploads],
+    )
+
+
+def _parse_images(data: Any) -> ImagePage:
+    return ImagePage(data["total"], [LibraryImage.from_json(x) for x in data["images"]])
+
+
+def _build_list_images(
+    library_id: str, offset: int, limit: int, tag: str | None
+) -> _Call[ImagePage]:
+    params: dict[str, Any] = {"offset": offset, "limit": limit}
+    if tag is not None:
+        params["tag"] = tag
+    return _Call("GET", _library_path(library_id, "images"), _parse_images, params=params)
+
+
+def _build_get_image(library_id: str, image_id: str) -> _Call[LibraryImage]:
+    return _Call("GET", _library_path(library_id, "images", _segment(image_id)),
+                 LibraryImage.from_json)
+
+
+def _build_update_image(
+    library_id: str, image_id: str, brief: str | None, tags: str | Iterable[str] | None
+) -> _Call[LibraryImage]:
+    body: dict[str, Any] = {}
+    if brief is not None:
+        body["brief"] = brief
+    if tags is not None:
+        body["tags"] = _tag_list(tags)
+    return _Call("PATCH", _library_path(library_id, "images", _segment(image_id)),
+                 LibraryImage.from_json, json=body)
+
+
+def _build_delete_image(library_id: str, image_id: str) -> _Call[None]:
+    return _Call("DELETE", _library_path(library_id, "images", _segment(image_id)),
+                 lambda _data: None)
+
+
+def _build_delete_images(
+    library_id: str, contsign: ContSign | tuple[int, int] | str | int
+) -> _Call[None]:
+    return _Call("DELETE", _library_path(library_id, "images"), lambda _data: None,
+                 params={"contsign": str(ContSign.of(contsign))})
+
+
+def _build_search(
+    library_id: str, image: FileInput, mode: str, limit: int, offset: int, min_score: float,
+    tag: str | None,
+) -> _Call[SearchResult]:
+    upload = _read_input(image, "image")
+    data = {"mode": mode, "limit": str(limit), "offset": str(offset),
+            "min_score": repr(float(min_score))}
+    if tag is not None:
+        data["tag"] = tag
+    return _Call(
+        "POST", _library_path(library_id, "search"), SearchResult.from_json, data=data,
+        files=[("image", (upload.name, upload.content, upload.content_type))],
+    )
 
 
 def _error_for(response: httpx.Response) -> APIError:
@@ -1326,6 +1757,114 @@ class Client(_Shortcuts[Task]):
         :class:`Conflict` for the ``default`` account or the caller's own."""
         self._send(_build_delete_account(account_id))
 
+    # -- image libraries
+
+    def create_library(self, name: str, description: str = "") -> Library:
+        """A new, empty library. ``name``: 1–64 characters of ``A-Z a-z 0-9 _ . -``,
+        unique in the account (:class:`Conflict`, 409, when taken; :class:`InvalidRequest`,
+        422, when malformed)."""
+        return self._send(_build_create_library(name, description))
+
+    def list_libraries(self, offset: int = 0, limit: int = 100) -> LibraryPage:
+        """A page of the account's libraries, oldest first (``limit`` 1–1000)."""
+        return self._send(_build_list_libraries(offset, limit))
+
+    def library_by_name(self, name: str) -> Library:
+        """The account's library named ``name``, found by paging through
+        :meth:`list_libraries`; :class:`NotFound` if there is none (raised by the client,
+        as a 404 would be)."""
+        offset = 0
+        while True:
+            found = _named_library(self.list_libraries(offset, LIBRARY_PAGE), name, offset)
+            if isinstance(found, Library):
+                return found
+            if found < 0:
+                raise _no_library(name)
+            offset = found
+
+    def get_library(self, library_id: str) -> Library:
+        """A library with its image count and ``index`` state. :class:`NotFound`
+        ("Library not found") for an unknown id."""
+        return self._send(_build_get_library(library_id))
+
+    def update_library(self, library_id: str, description: str) -> Library:
+        """Change a library's description; returns the library."""
+        return self._send(_build_update_library(library_id, description))
+
+    def delete_library(self, library_id: str) -> None:
+        """Delete a library **with all its images**, their files and its index."""
+        self._send(_build_delete_library(library_id))
+
+    def add_images(
+        self, library_id: str, files: FileInput | Sequence[FileInput], *,
+        brief: str | None = None, tags: str | Iterable[str] | None = None,
+        external_id: str | None = None, dedup: Dedup = "exact",
+    ) -> list[AddResult]:
+        """Add up to 100 files (see :data:`FileInput`) in one request; one
+        :class:`AddResult` per file, in order: its image, or why it was refused
+        (:class:`AddRefused`: a duplicate, with the image already there; too large; not
+        an image). One bad file never loses the others.
+
+        ``brief`` (≤ 4096 characters) and ``tags`` (a list, or comma-separated text; ≤ 16)
+        are given to every file; ``external_id`` (your id, unique in the library) needs a
+        single file. ``dedup``: see :data:`Dedup`. :class:`InvalidRequest` (422) for more
+        than 100 files or a bad brief or tag, :class:`NotFound` for an unknown library.
+        """
+        return self._send(_build_add_images(library_id, files, brief, tags, external_id, dedup))
+
+    def list_images(
+        self, library_id: str, offset: int = 0, limit: int = 100, tag: str | None = None
+    ) -> ImagePage:
+        """A page of a library's images, oldest first (``limit`` 1–1000); ``tag``: only
+        the images with it."""
+        return self._send(_build_list_images(library_id, offset, limit, tag))
+
+    def iter_images(self, library_id: str, tag: str | None = None) -> Iterator[LibraryImage]:
+        """Every image of a library (with ``tag``), oldest first, a page at a time."""
+        offset = 0
+        while True:
+            page = self.list_images(library_id, offset, LIBRARY_PAGE, tag)
+            yield from page.images
+            offset += len(page.images)
+            if not page.images or offset >= page.total:
+                return
+
+    def get_image(self, library_id: str, image_id: str) -> LibraryImage:
+        """One image of a library. :class:`NotFound` ("Image not found")."""
+        return self._send(_build_get_image(library_id, image_id))
+
+    def update_image(
+        self, library_id: str, image_id: str, *, brief: str | None = None,
+        tags: str | Iterable[str] | None = None,
+    ) -> LibraryImage:
+        """Change an image's brief and/or tags (``tags`` replace the old ones; ``[]``
+        removes them); None leaves a field as it is."""
+        return self._send(_build_update_image(library_id, image_id, brief, tags))
+
+    def delete_image(self, library_id: str, image_id: str) -> None:
+        """Remove one image. :class:`NotFound` ("Image not found")."""
+        self._send(_build_delete_image(library_id, image_id))
+
+    def delete_images(
+        self, library_id: str, contsign: ContSign | tuple[int, int] | str | int
+    ) -> None:
+        """Remove every image of the library with this content signature (a
+        :class:`ContSign`, ``(sign1, sign2)`` or ``"sign1,sign2"``). :class:`NotFound`
+        when none has it."""
+        self._send(_build_delete_images(library_id, contsign))
+
+    def search(
+        self, library_id: str, image: FileInput, *, mode: SearchMode = "auto",
+        limit: int = 10, offset: int = 0, min_score: float = 0.0, tag: str | None = None,
+    ) -> SearchResult:
+        """Search a library with ``image``: its hits, best first, each saying why it
+        matched (see :class:`Hit`). ``limit`` 1–100, ``offset`` ≤ 10000, ``min_score``
+        0–1, ``tag``: only images with it. An empty library answers no hits;
+        :class:`InvalidRequest` (422) for a file that is not an image."""
+        return self._send(
+            _build_search(library_id, image, mode, limit, offset, min_score, tag)
+        )
+
     # -- service
 
     def version(self) -> dict[str, Any]:
@@ -1506,6 +2045,97 @@ class AsyncClient(_Shortcuts[Awaitable[Task]]):
     async def delete_account(self, account_id: str) -> None:
         """See :meth:`Client.delete_account`."""
         await self._send(_build_delete_account(account_id))
+
+    async def create_library(self, name: str, description: str = "") -> Library:
+        """See :meth:`Client.create_library`."""
+        return await self._send(_build_create_library(name, description))
+
+    async def list_libraries(self, offset: int = 0, limit: int = 100) -> LibraryPage:
+        """See :meth:`Client.list_libraries`."""
+        return await self._send(_build_list_libraries(offset, limit))
+
+    async def library_by_name(self, name: str) -> Library:
+        """See :meth:`Client.library_by_name`."""
+        offset = 0
+        while True:
+            page = await self.list_libraries(offset, LIBRARY_PAGE)
+            found = _named_library(page, name, offset)
+            if isinstance(found, Library):
+                return found
+            if found < 0:
+                raise _no_library(name)
+            offset = found
+
+    async def get_library(self, library_id: str) -> Library:
+        """See :meth:`Client.get_library`."""
+        return await self._send(_build_get_library(library_id))
+
+    async def update_library(self, library_id: str, description: str) -> Library:
+        """See :meth:`Client.update_library`."""
+        return await self._send(_build_update_library(library_id, description))
+
+    async def delete_library(self, library_id: str) -> None:
+        """See :meth:`Client.delete_library`."""
+        await self._send(_build_delete_library(library_id))
+
+    async def add_images(
+        self, library_id: str, files: FileInput | Sequence[FileInput], *,
+        brief: str | None = None, tags: str | Iterable[str] | None = None,
+        external_id: str | None = None, dedup: Dedup = "exact",
+    ) -> list[AddResult]:
+        """See :meth:`Client.add_images`."""
+        return await self._send(
+            _build_add_images(library_id, files, brief, tags, external_id, dedup)
+        )
+
+    async def list_images(
+        self, library_id: str, offset: int = 0, limit: int = 100, tag: str | None = None
+    ) -> ImagePage:
+        """See :meth:`Client.list_images`."""
+        return await self._send(_build_list_images(library_id, offset, limit, tag))
+
+    async def iter_images(
+        self, library_id: str, tag: str | None = None
+    ) -> AsyncIterator[LibraryImage]:
+        """See :meth:`Client.iter_images`."""
+        offset = 0
+        while True:
+            page = await self.list_images(library_id, offset, LIBRARY_PAGE, tag)
+            for image in page.images:
+                yield image
+            offset += len(page.images)
+            if not page.images or offset >= page.total:
+                return
+
+    async def get_image(self, library_id: str, image_id: str) -> LibraryImage:
+        """See :meth:`Client.get_image`."""
+        return await self._send(_build_get_image(library_id, image_id))
+
+    async def update_image(
+        self, library_id: str, image_id: str, *, brief: str | None = None,
+        tags: str | Iterable[str] | None = None,
+    ) -> LibraryImage:
+        """See :meth:`Client.update_image`."""
+        return await self._send(_build_update_image(library_id, image_id, brief, tags))
+
+    async def delete_image(self, library_id: str, image_id: str) -> None:
+        """See :meth:`Client.delete_image`."""
+        await self._send(_build_delete_image(library_id, image_id))
+
+    async def delete_images(
+        self, library_id: str, contsign: ContSign | tuple[int, int] | str | int
+    ) -> None:
+        """See :meth:`Client.delete_images`."""
+        await self._send(_build_delete_images(library_id, contsign))
+
+    async def search(
+        self, library_id: str, image: FileInput, *, mode: SearchMode = "auto",
+        limit: int = 10, offset: int = 0, min_score: float = 0.0, tag: str | None = None,
+    ) -> SearchResult:
+        """See :meth:`Client.search`."""
+        return await self._send(
+            _build_search(library_id, image, mode, limit, offset, min_score, tag)
+        )
 
     async def version(self) -> dict[str, Any]:
         """See :meth:`Client.version`."""
