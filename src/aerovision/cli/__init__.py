@@ -5,7 +5,8 @@
 - :mod:`~aerovision.cli.match`: one ``match <tool>`` per tool of the registry;
 - :mod:`~aerovision.cli.tasks`, :mod:`~aerovision.cli.settings`,
   :mod:`~aerovision.cli.webhooks`, :mod:`~aerovision.cli.accounts` (``accounts``,
-  ``tokens``): the other commands that talk to a server;
+  ``tokens``), :mod:`~aerovision.cli.libraries` (``library``): the other commands that
+  talk to a server;
 - :mod:`~aerovision.cli.remote`, :mod:`~aerovision.cli.exits`: what those share
   (``--server``, credentials, ``--json``, errors; the exit codes);
 - :mod:`~aerovision.cli.render`, :mod:`~aerovision.cli.progress`: terminal output;
@@ -17,7 +18,7 @@ from __future__ import annotations
 import click
 
 from aerovision import __version__
-from aerovision.cli import accounts, match, ply, server, settings, tasks, webhooks
+from aerovision.cli import accounts, libraries, match, ply, server, settings, tasks, webhooks
 from aerovision.cli.exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -68,6 +69,6 @@ def main() -> None:
 
 for _command in (
     *server.COMMANDS, match.match, tasks.tasks, settings.settings, webhooks.webhooks,
-    accounts.accounts, accounts.tokens, ply.ply,
+    accounts.accounts, accounts.tokens, libraries.library, ply.ply,
 ):
     main.add_command(_command)
