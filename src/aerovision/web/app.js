@@ -3,6 +3,7 @@
 //   #/tasks/<uid>    task view       #/settings        settings per tool
 //   #/webhooks       webhooks            #/account         your account and tokens
 //   #/accounts[?page=N]  accounts (admins)
+//   #/libraries[?page=N] image libraries   #/libraries/<id>  a library: add, search, browse
 // The tools, their forms and how their results read come from GET /api/v1/tools.
 // With GET /health's "auth" at keys or accounts, every page is the sign-in page until
 // this tab holds credentials (api.js, session.js); a 401 brings it back.
@@ -12,6 +13,8 @@ import { releaseFiles } from "./files.js";
 import { ACCOUNT_TYPES, checkSession, signOut } from "./session.js";
 import { viewAccount } from "./views/account.js";
 import { viewAccounts } from "./views/accounts.js";
+import { viewLibraries } from "./views/libraries.js";
+import { viewLibrary } from "./views/library.js";
 import { viewNew } from "./views/new.js";
 import { viewSettings } from "./views/settings.js";
 import { viewSignIn } from "./views/signin.js";
@@ -25,6 +28,8 @@ const ROUTES = [
   [/^#\/new(?:\/([a-z0-9_]+))?\/?$/, viewNew, "new"],
   [/^#\/tasks\/([0-9a-fA-F-]{8,})\/?$/, viewTask, "tasks"],
   [/^#\/tasks\/?(?:\?page=(\d+))?$/, viewTasks, "tasks"],
+  [/^#\/libraries\/([0-9a-fA-F-]{36})\/?$/, viewLibrary, "libraries"],
+  [/^#\/libraries\/?(?:\?page=(\d+))?$/, viewLibraries, "libraries"],
   [/^#\/settings\/?$/, viewSettings, "settings"],
   [/^#\/webhooks\/?$/, viewWebhooks, "webhooks"],
   [/^#\/account\/?$/, viewAccount, "account"],
