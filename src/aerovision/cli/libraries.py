@@ -600,27 +600,39 @@ def _send(
     bar.draw()
     with _clients(remote, concurrency) as free:
         pool = ThreadPoolExecutor(concurrency)
+        futures = [
+            pool.submit(_upload, free, library_id, part, signs, brief, tags, dedup)
+            for part in _batches(to_send, batch)
+        ]
+        seen: set[Future[list[FileResult]]] = set()
+
+        def record(done: Iterable[Future[list[FileResult]]]) -> BaseException | None:
+            """Each finished batch's outcomes into ``results``; the first failure."""
+            failure: BaseException | None = None
+            for future in done:
+                if future in seen or not future.done() or future.cancelled():
+                    continue
+                seen.add(future)
+                failure = failure or future.exception()
+                for result in [] if future.exception() else future.result():
+                    results[result.path] = result
+                    bar.add(result.outcome != "refused")
+            return failure
+
         stopped = False
         try:
-            running: set[Future[list[FileResult]]] = {
-                pool.submit(_upload, free, library_id, part, signs, brief, tags, dedup)
-                for part in _batches(to_send, batch)
-            }
+            running = set(futures)
             while running:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        outcomes = future.result()
-                    except avc.AeroVisionError:
-                        for other in running:
-                            other.cancel()
-                        raise
-                    for result in outcomes:
-                        results[result.path] = result
-                        bar.add(result.outcome != "refused")
+                failure = record(done)
                 bar.draw()
+                if failure is not None:
+                    for other in running:
+                        other.cancel()
+                    raise failure
         except KeyboardInterrupt:
             stopped = True  # the requests under way end on their own
+            record(futures)  # count what was added before
             raise
         finally:
             bar.clear()
