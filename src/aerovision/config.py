@@ -74,6 +74,22 @@ class Settings(BaseSettings):
         "and search queries (default: one per CPU, at most 4).",
     )
 
+    embedder_model: Path | None = Field(
+        None,
+        description="An ONNX image-embedding model for semantic `similar` library searches "
+        "(needs `pip install 'aerovision[embedder]'`); unset: a classical global descriptor.",
+    )
+    embedder_size: int = Field(
+        224, ge=8, le=1024, description="The embedding model's input side, pixels."
+    )
+    embedder_mean: tuple[float, float, float] = Field(
+        (0.485, 0.456, 0.406),
+        description="Per-channel (RGB, 0-1) mean subtracted before the model, as JSON.",
+    )
+    embedder_std: tuple[float, float, float] = Field(
+        (0.229, 0.224, 0.225), description="Per-channel (RGB) divisor after the mean, as JSON."
+    )
+
     max_upload_mb: float = Field(
         50.0, gt=0, description="Largest accepted uploaded file, in MB (2**20 bytes); larger → 413."
     )

@@ -191,6 +191,8 @@ def create_app(config: Settings | None = None, services: Services | None = None)
                 app.state.services.db, config.admin_login,
                 config.admin_password.get_secret_value(),
             )
+        if config.embedder_model is not None:  # a model that cannot be used stops the start
+            app.state.services.libraries  # noqa: B018
         try:
             yield
         finally:

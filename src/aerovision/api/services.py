@@ -32,13 +32,14 @@ class Services:
         """The image libraries (their describing processes start on first use)."""
         with self._lock:
             if self._libraries is None:
-                from aerovision.libraries.service import Libraries
+                from aerovision.libraries.service import Libraries, embedder_spec
 
                 self._libraries = Libraries(
                     self.db, self.store, index_folder=self.settings.data_dir / "index",
                     workers=self.settings.library_workers,
                     max_pixels=self.settings.max_image_pixels,
                     memory_mb=self.settings.task_memory_mb,
+                    embedder=embedder_spec(self.settings),
                 )
             return self._libraries
 

@@ -118,6 +118,8 @@ class Description:
     features: Features
     width: int
     height: int
+    embedding: FloatArray | None = None
+    """A semantic embedding (:mod:`aerovision.engine.embedder`), when a model is set."""
 
 
 def split_contsign(sign: int) -> tuple[int, int]:

@@ -112,6 +112,8 @@ class Job:
     """Where the libraries are (the deployment's database)."""
     index_folder: str = ""
     """This machine's folder of library index files ("" : none)."""
+    embedder: Any = None
+    """The embedding model for ``similar`` searches (an EmbedderSpec), or None."""
 
 
 @dataclass
@@ -175,7 +177,7 @@ class StoreInputs:
             raise InputError("libraries are not available to this task")
         return task_library(
             self.job.database_url, self.store, self.job.index_folder or None,
-            self.job.account_id, library_id, self.job.max_image_pixels,
+            self.job.account_id, library_id, self.job.max_image_pixels, self.job.embedder,
         )
 
     def _every(

@@ -37,6 +37,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from aerovision.config import Settings
+from aerovision.engine.embedder import fingerprint as _fingerprint
 from aerovision.jobs.executor import (
     Limits,
     Outcome,
@@ -202,6 +203,19 @@ class Worker:
                 )
         return self._tasks
 
+    def _embedder(self) -> Any:
+        """The embedding model's description for library searches (made once; the model
+        is loaded by the task process that needs it)."""
+        if not hasattr(self, "_embedder_spec"):
+            from aerovision.libraries.pool import EmbedderSpec
+
+            model = self.settings.embedder_model
+            self._embedder_spec = None if model is None else EmbedderSpec(
+                str(model), self.settings.embedder_size, self.settings.embedder_mean,
+                self.settings.embedder_std, _fingerprint(model),
+            )
+        return self._embedder_spec
+
     def request_stop(self) -> None:
         """Finish (or, after the grace period, give back) the running task, then leave."""
         self.stop_requested = True
@@ -301,6 +315,7 @@ class Worker:
             account_id=task.account_id,
             database_url=self.settings.db_url,
             index_folder=str(self.settings.data_dir / "index"),
+            embedder=self._embedder(),
         )
         started = time.monotonic()
         verdict_at: list[float] = []

@@ -51,6 +51,13 @@ class LibraryIndex:
         default_factory=lambda: np.empty((0, VECTOR_SIZE), np.float32)
     )
     tags: list[str] = field(default_factory=list)
+    embedder: str | None = None
+    """The embedding model in use (None: none); only its embeddings count."""
+    embeddings: npt.NDArray[np.float32] = field(
+        default_factory=lambda: np.empty((0, 0), np.float32)
+    )
+    embedded: npt.NDArray[np.bool_] = field(default_factory=lambda: np.empty(0, bool))
+    """Rows with an embedding by :attr:`embedder`."""
     unsaved: int = 0
 
     def __len__(self) -> int:
@@ -59,7 +66,12 @@ class LibraryIndex:
     @property
     def nbytes(self) -> int:
         return int(self.ids.nbytes + self.hashes.nbytes + self.vectors.nbytes
-                   + sum(len(t) for t in self.tags))
+                   + self.embeddings.nbytes + sum(len(t) for t in self.tags))
+
+    @property
+    def unembedded(self) -> int:
+        """Rows still without an embedding by the model in use."""
+        return 0 if self.embedder is None else int((~self.embedded).sum())
 
     def apply(self, changes: store.Changes) -> None:
         """Removals first (an image whose tags changed is removed, then added again)."""
@@ -68,6 +80,7 @@ class LibraryIndex:
             keep = ~gone
             self.ids, self.hashes, self.vectors = self.ids[keep], self.hashes[keep], \
                 self.vectors[keep]
+            self.embeddings, self.embedded = self.embeddings[keep], self.embedded[keep]
             self.tags = [t for t, k in zip(self.tags, keep.tolist(), strict=True) if k]
         if changes.added:
             present = set(self.ids.tolist())
@@ -81,8 +94,39 @@ class LibraryIndex:
                     np.frombuffer(e.vector, "<f4").astype(np.float32) for e in fresh
                 ])])
                 self.tags += [e.tags_text for e in fresh]
+                self._add_embeddings(fresh)
         self.unsaved += len(changes.removed) + len(changes.added)
         self.generation = changes.generation
+
+    def _add_embeddings(self, fresh: list[store.Entry]) -> None:
+        mine = [e.embedding if self.embedder is not None and e.embedder == self.embedder
+                else None for e in fresh]
+        size = self.embeddings.shape[1] or next(
+            (len(m) // 4 for m in mine if m is not None), 0)
+        rows = np.zeros((len(fresh), size), np.float32)
+        flags = np.zeros(len(fresh), bool)
+        for i, blob in enumerate(mine):
+            if blob is not None and len(blob) == size * 4:
+                rows[i] = np.frombuffer(blob, "<f4")
+                flags[i] = True
+        if self.embeddings.shape[1] != size:  # the first embeddings: earlier rows had none
+            self.embeddings = np.zeros((len(self.ids) - len(fresh), size), np.float32)
+        self.embeddings = np.concatenate([self.embeddings, rows])
+        self.embedded = np.concatenate([self.embedded, flags])
+
+    def nearest_embeddings(self, vector: npt.NDArray[np.float32], k: int,
+                           allowed: npt.NDArray[np.bool_] | None = None
+                           ) -> list[tuple[int, float]]:
+        """The ``k`` ``(image, cosine)`` whose embeddings are most like ``vector``."""
+        if not len(self) or k <= 0 or self.embeddings.shape[1] != len(vector):
+            return []
+        scores = self.embeddings @ vector
+        usable = self.embedded if allowed is None else self.embedded & allowed
+        scores = np.where(usable, scores, -2.0)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > -2.0]
 
     def allowed(self, tag: str | None) -> npt.NDArray[np.bool_] | None:
         """Rows carrying ``tag`` (None: every row)."""
@@ -123,7 +167,8 @@ class LibraryIndex:
             np.savez(
                 out, library_id=np.array(self.library_id), generation=np.array(self.generation),
                 ids=self.ids, hashes=self.hashes, vectors=self.vectors,
-                tags=np.array(self.tags, dtype=str),
+                tags=np.array(self.tags, dtype=str), embedder=np.array(self.embedder or ""),
+                embeddings=self.embeddings, embedded=self.embedded,
             )
             out.flush()
             os.fsync(out.fileno())
@@ -131,8 +176,10 @@ class LibraryIndex:
         self.unsaved = 0
 
     @classmethod
-    def load(cls, path: Path, library_id: str) -> LibraryIndex | None:
-        """The index saved at ``path``, or None when it is missing or unusable."""
+    def load(cls, path: Path, library_id: str, embedder: str | None = None
+             ) -> LibraryIndex | None:
+        """The index saved at ``path`` (for the embedding model ``embedder``), or None
+        when it is missing or unusable."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 index = cls(
@@ -142,6 +189,9 @@ class LibraryIndex:
                     hashes=data["hashes"].astype(np.uint64),
                     vectors=data["vectors"].astype(np.float32),
                     tags=[str(t) for t in data["tags"].tolist()],
+                    embedder=str(data["embedder"]) or None,
+                    embeddings=data["embeddings"].astype(np.float32),
+                    embedded=data["embedded"].astype(bool),
                 )
         except FileNotFoundError:
             return None
@@ -150,8 +200,13 @@ class LibraryIndex:
                         library_id, exc)
             return None
         n = len(index.ids)
+        if index.embedder != embedder:
+            log.info("the index file of library %s was made for another embedding model; "
+                     "rebuilding it", library_id)
+            return None
         if (index.library_id != library_id or index.hashes.shape != (n,)
-                or index.vectors.shape != (n, VECTOR_SIZE) or len(index.tags) != n):
+                or index.vectors.shape != (n, VECTOR_SIZE) or len(index.tags) != n
+                or len(index.embeddings) != n or index.embedded.shape != (n,)):
             log.warning("the index file of library %s does not hold its library; rebuilding",
                         library_id)
             return None
@@ -161,9 +216,10 @@ class LibraryIndex:
 class Indexes:
     """Every library's index in this process, each brought up to date when used."""
 
-    def __init__(self, db: Database, folder: Path | None) -> None:
+    def __init__(self, db: Database, folder: Path | None, embedder: str | None = None) -> None:
         self.db = db
         self.folder = folder
+        self.embedder = embedder
         self._indexes: dict[str, LibraryIndex] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -185,13 +241,13 @@ class Indexes:
             index = self._indexes.get(library_id)
             path = self._path(library_id)
             if index is None and path is not None:
-                index = LibraryIndex.load(path, library_id)
+                index = LibraryIndex.load(path, library_id, self.embedder)
                 if index is not None and index.generation > current:
                     log.warning("the index file of library %s is ahead of the database; "
                                 "rebuilding it", library_id)
                     index = None
             if index is None:
-                index = LibraryIndex(library_id)
+                index = LibraryIndex(library_id, embedder=self.embedder)
                 index.unsaved = SAVE_EVERY  # a first build is saved at once
             if index.generation != current:
                 changes = store.changes_since(self.db, library_id, index.generation)

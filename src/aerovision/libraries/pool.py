@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from aerovision.engine import imageio, retrieval
@@ -33,6 +33,36 @@ THUMBNAIL_LONG_SIDE = 256
 
 class PoolDied(Exception):
     """The describing process died on this request (out of memory, a crash)."""
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """The configured embedding model, as the describing processes load it."""
+
+    path: str
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    name: str
+
+
+_EMBEDDERS: dict[EmbedderSpec, Any] = {}
+
+
+def _embed(spec: EmbedderSpec | None, description: retrieval.Description,
+           image: Any) -> retrieval.Description:
+    """``description`` with the image's embedding, when a model is configured."""
+    if spec is None:
+        return description
+    from pathlib import Path
+
+    from aerovision.engine.embedder import Embedder
+
+    embedder = _EMBEDDERS.get(spec)
+    if embedder is None:
+        embedder = Embedder(Path(spec.path), spec.size, spec.mean, spec.std, spec.name)
+        _EMBEDDERS[spec] = embedder
+    return replace(description, embedding=embedder.embed(image))
 
 
 @dataclass(frozen=True)
@@ -57,23 +87,33 @@ def _decode(data: bytes, max_pixels: int) -> Any:
     return image
 
 
-def describe_file(data: bytes, max_pixels: int) -> Described:
+def describe_file(data: bytes, max_pixels: int, embedder: EmbedderSpec | None = None) -> Described:
     """Decode and describe a library image (runs in the pool)."""
     image = _decode(data, max_pixels)
     thumb = imageio.encode_jpeg(imageio.make_thumbnail(image, THUMBNAIL_LONG_SIDE), 85)
-    return Described(retrieval.describe(image), thumb)
+    return Described(_embed(embedder, retrieval.describe(image), image), thumb)
 
 
-def describe_query_file(data: bytes, max_pixels: int, with_features: bool) -> retrieval.Description:
+def embed_file(data: bytes, max_pixels: int, embedder: EmbedderSpec) -> Any:
+    """The embedding of a stored library image (runs in the pool)."""
+    image = _decode(data, max_pixels)
+    return _embed(embedder, retrieval.describe_query(image, with_features=False), image).embedding
+
+
+def describe_query_file(
+    data: bytes, max_pixels: int, with_features: bool, embedder: EmbedderSpec | None = None
+) -> retrieval.Description:
     """Decode and describe a search query (runs in the pool)."""
-    return retrieval.describe_query(_decode(data, max_pixels), with_features=with_features)
+    return describe_query_image(_decode(data, max_pixels), with_features, embedder)
 
 
-def describe_query_image(image: Any, with_features: bool) -> retrieval.Description:
+def describe_query_image(
+    image: Any, with_features: bool, embedder: EmbedderSpec | None = None
+) -> retrieval.Description:
     """Describe a decoded search query (a task's input, decoded already)."""
     if image.ndim == 3 and image.shape[2] == 4:
         image = imageio.flatten_alpha(image)
-    return retrieval.describe_query(image, with_features=with_features)
+    return _embed(embedder, retrieval.describe_query(image, with_features=with_features), image)
 
 
 def verify_all(

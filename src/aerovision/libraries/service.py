@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,16 +25,19 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from aerovision.config import Settings
 from aerovision.engine import imageio, retrieval
 from aerovision.engine.errors import InputError
 from aerovision.libraries.index import Indexes, LibraryIndex
 from aerovision.libraries.pool import (
     Described,
     DescribePool,
+    EmbedderSpec,
     PoolDied,
     describe_file,
     describe_query_file,
     describe_query_image,
+    embed_file,
     verify_all,
 )
 from aerovision.store import libraries as store
@@ -165,21 +169,37 @@ def unusable(exc: Exception, data: bytes) -> Refused:
     return Refused(422, message, code=216201)
 
 
+def embedder_spec(settings: Settings) -> EmbedderSpec | None:
+    """The configured embedding model (EmbedderUnavailable when it cannot be used)."""
+    if settings.embedder_model is None:
+        return None
+    from aerovision.engine.embedder import Embedder
+
+    model = Embedder(settings.embedder_model, settings.embedder_size, settings.embedder_mean,
+                     settings.embedder_std)  # loaded once here: a bad model fails at start
+    return EmbedderSpec(str(settings.embedder_model), settings.embedder_size,
+                        settings.embedder_mean, settings.embedder_std, model.name)
+
+
 class Libraries:
     """The libraries of one API (or worker) process."""
 
     def __init__(
         self, db: Database, files: FileStore, *, index_folder: Path | None, workers: int,
         max_pixels: int, memory_mb: float | None, inline: bool = False,
+        embedder: EmbedderSpec | None = None,
     ) -> None:
         """``inline``: decode and describe in this process (a worker's task process,
         isolated already) instead of a pool of its own. Its methods block: the API calls
         them from threads."""
         self.db = db
         self.files = files
-        self.indexes = Indexes(db, index_folder)
+        self.embedder = embedder
+        self.indexes = Indexes(db, index_folder, None if embedder is None else embedder.name)
         self.pool = DescribePool(workers, memory_mb, inline=inline)
         self.max_pixels = max_pixels
+        self._backfilling: set[str] = set()
+        self._backfill_lock = threading.Lock()
 
     def close(self) -> None:
         self.indexes.flush()
@@ -192,7 +212,8 @@ class Libraries:
             return Refused(422, "the file is empty", code=216200)
         try:
             imageio.sniff_image(data)
-            return self.pool.call(self.max_pixels, describe_file, data, self.max_pixels)
+            return self.pool.call(self.max_pixels, describe_file, data, self.max_pixels,
+                                  self.embedder)
         except InputError as exc:
             return unusable(exc, data)
         except PoolDied as exc:
@@ -231,6 +252,8 @@ class Libraries:
             vector=d.vector.astype("<f4").tobytes(), features=d.features.to_bytes(),
             width=d.width, height=d.height, brief=brief, tags=tags, external_id=external_id,
             file_key="", thumbnail_key="",
+            embedding=None if d.embedding is None else d.embedding.astype("<f4").tobytes(),
+            embedder=None if d.embedding is None or self.embedder is None else self.embedder.name,
         )
         keys = (
             f"libraries/{library_id}/images/{new.image_id}{EXTENSIONS[info.format]}",
@@ -302,13 +325,13 @@ class Libraries:
         try:
             if isinstance(data, np.ndarray):
                 query = self.pool.call(self.max_pixels, describe_query_image, data,
-                                       with_features)
+                                       with_features, self._embedder_for(mode))
             elif not data:
                 return Refused(422, "the file is empty", code=216200)
             else:
                 imageio.sniff_image(data)
                 query = self.pool.call(self.max_pixels, describe_query_file, data,
-                                       self.max_pixels, with_features)
+                                       self.max_pixels, with_features, self._embedder_for(mode))
         except InputError as exc:
             return unusable(exc, data if isinstance(data, bytes) else b"?")
         except PoolDied as exc:
@@ -335,17 +358,60 @@ class Libraries:
         similar_total = 0
         if mode in ("auto", "similar"):
             wanted = offset + limit + 1 - len(ranked)
+            semantic = self.embedder is not None and query.embedding is not None
+            if semantic and index.unembedded:
+                timings["unembedded"] = index.unembedded
+                self._backfill(index.library_id)
             if wanted > 0:
-                near = index.nearest_vectors(query.vector, wanted + len(hits), allowed)
-                fresh = [(n, max(0.0, s)) for n, s in near if n not in hits and s >= min_score]
+                near = (
+                    index.nearest_embeddings(query.embedding, wanted + len(hits), allowed)
+                    if semantic and query.embedding is not None
+                    else index.nearest_vectors(query.vector, wanted + len(hits), allowed)
+                )
+                fresh = [(n, max(0.0, s)) for n, s in near
+                         if n not in hits and max(0.0, s) >= min_score]
                 rows = store.images_by_ids(self.db, [n for n, _ in fresh])
                 ranked += [Hit(rows[n], "similar", round(s, 4)) for n, s in fresh if n in rows]
-            similar_total = len(index) - len(hits)
+            similar_total = (int(index.embedded.sum()) if semantic else len(index)) - len(hits)
         page = ranked[offset:offset + limit]
         total = len(ranked) if mode not in ("auto", "similar") else max(len(ranked), similar_total)
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return Found(mode, page, has_more=len(ranked) > offset + limit, total=total,
                      timings=timings)
+
+    def _embedder_for(self, mode: Mode) -> EmbedderSpec | None:
+        return self.embedder if mode in ("auto", "similar") else None
+
+    def _backfill(self, library_id: str) -> None:
+        """Embed, in the background, the images added before the model was set (their
+        ``similar`` hits come once they are embedded; searches say how many are left)."""
+        spec = self.embedder
+        with self._backfill_lock:
+            if spec is None or library_id in self._backfilling or self.pool.inline:
+                return
+            self._backfilling.add(library_id)
+
+        def run() -> None:
+            try:
+                while rows := store.unembedded(self.db, library_id, spec.name, 32):
+                    for image in rows:
+                        try:
+                            data = self.files.read(image.file_key)
+                            vector = self.pool.call(self.max_pixels, embed_file, data,
+                                                    self.max_pixels, spec)
+                        except (InputError, PoolDied, FileNotFoundError, StoreUnavailable) \
+                                as exc:
+                            log.warning("library %s: image %s could not be embedded: %s",
+                                        library_id, image.image_id, exc)
+                            return
+                        store.set_embedding(self.db, library_id, image.id,
+                                            vector.astype("<f4").tobytes(), spec.name)
+                log.info("library %s: every image is embedded by %s", library_id, spec.name)
+            finally:
+                with self._backfill_lock:
+                    self._backfilling.discard(library_id)
+
+        threading.Thread(target=run, name=f"embed-{library_id}", daemon=True).start()
 
     def _duplicates(
         self, index: LibraryIndex, query: retrieval.Description, mask: Mask,
@@ -454,7 +520,7 @@ class TaskLibrary:
 
 def task_library(
     database_url: str, files: FileStore, index_folder: str | None, account_id: str,
-    library_id: str, max_pixels: int,
+    library_id: str, max_pixels: int, embedder: EmbedderSpec | None = None,
 ) -> TaskLibrary:
     """``account_id``'s library for a task (InputError when the account has no such
     library); decoding and describing run in the task's own process."""
@@ -463,6 +529,7 @@ def task_library(
         libraries = Libraries(
             Database(database_url), files, index_folder=Path(index_folder) if index_folder
             else None, workers=1, max_pixels=max_pixels, memory_mb=None, inline=True,
+            embedder=embedder,
         )
         _TASK_LIBRARIES[database_url] = libraries
     if store.get_library(libraries.db, library_id, Owner(account_id)) is None:

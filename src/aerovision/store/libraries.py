@@ -86,6 +86,8 @@ class NewImage:
     external_id: str | None
     file_key: str
     thumbnail_key: str
+    embedding: bytes | None = None
+    embedder: str | None = None
     image_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -97,6 +99,8 @@ class Entry:
     phash: int
     vector: bytes
     tags_text: str
+    embedding: bytes | None = None
+    embedder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,8 @@ def add_image(
                 vector=new.vector, features=new.features, width=new.width, height=new.height,
                 brief=new.brief, tags=list(new.tags), tags_text=tags_text(new.tags),
                 external_id=new.external_id, file_key=new.file_key,
-                thumbnail_key=new.thumbnail_key, created_at=now, updated_at=now,
+                thumbnail_key=new.thumbnail_key, embedding=new.embedding, embedder=new.embedder,
+                created_at=now, updated_at=now,
             )
             session.add(row)
             session.flush()
@@ -410,10 +415,11 @@ def changes_since(db: Database, library_id: str, generation: int) -> Changes | N
         if current is None:
             return None
         added = [
-            Entry(int(i), int(p), bytes(v), str(t))
-            for i, p, v, t in session.execute(
+            Entry(int(i), int(p), bytes(v), str(t), None if e is None else bytes(e), m)
+            for i, p, v, t, e, m in session.execute(
                 select(LibraryImageRow.id, LibraryImageRow.phash, LibraryImageRow.vector,
-                       LibraryImageRow.tags_text)
+                       LibraryImageRow.tags_text, LibraryImageRow.embedding,
+                       LibraryImageRow.embedder)
                 .where(LibraryImageRow.library_id == library_id,
                        LibraryImageRow.generation > generation,
                        LibraryImageRow.generation <= current)
@@ -430,6 +436,37 @@ def changes_since(db: Database, library_id: str, generation: int) -> Changes | N
             )
         ]
         return Changes(added, removed, int(current))
+
+
+def set_embedding(
+    db: Database, library_id: str, number: int, embedding: bytes, embedder: str
+) -> bool:
+    """Store the embedding of image ``number`` (made after it was added), taking new
+    generations like a tag change, so every index picks it up."""
+    with db.write() as session:
+        row = session.scalars(select(LibraryImageRow).where(
+            LibraryImageRow.id == number, LibraryImageRow.library_id == library_id
+        )).first()
+        if row is None:
+            return False
+        session.add(LibraryRemovalRow(
+            library_id=library_id, generation=_next_generation(session, library_id),
+            image=number, account_id=row.account_id,
+        ))
+        session.flush()
+        row.embedding, row.embedder = embedding, embedder
+        row.generation = _next_generation(session, library_id) or row.generation
+        return True
+
+
+def unembedded(db: Database, library_id: str, embedder: str, limit: int) -> list[Image]:
+    """Up to ``limit`` images of a library without an embedding by ``embedder``."""
+    with db.read() as session:
+        rows = session.scalars(select(LibraryImageRow).where(
+            LibraryImageRow.library_id == library_id,
+            (LibraryImageRow.embedder.is_(None)) | (LibraryImageRow.embedder != embedder),
+        ).order_by(LibraryImageRow.id).limit(limit))
+        return [_image(r) for r in rows]
 
 
 def total_images(db: Database, owner: Owner) -> int:

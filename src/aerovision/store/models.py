@@ -237,6 +237,10 @@ class LibraryImageRow(Owned, Base):
     """The global descriptor, little-endian float32."""
     features: Mapped[bytes] = mapped_column(LargeBinary)
     """Its keypoints (:meth:`aerovision.engine.retrieval.Features.to_bytes`)."""
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Its semantic embedding (little-endian float32), when a model was configured..."""
+    embedder: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """...and which model made it (:func:`aerovision.engine.embedder.fingerprint`)."""
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     brief: Mapped[str] = mapped_column(Text, default="")
