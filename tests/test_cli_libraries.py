@@ -269,7 +269,7 @@ def test_search_prints_the_right_top_hit(av: Any, server: ServeProcess, photos: 
     raw = av("library", "search", name, query, "--json", "--mode", "duplicate")
     assert raw.exit_code == EXIT_OK
     answer = _json(raw)
-    assert set(answer) == {"mode", "has_more", "results", "timings"}
+    assert set(answer) == {"mode", "has_more", "query", "results", "timings"}
     assert answer["mode"] == "duplicate" and answer["has_more"] is False
     assert [h["image_id"] for h in answer["results"]] == [image_id["coffee.jpg"]]
     hit = answer["results"][0]

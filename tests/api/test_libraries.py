@@ -65,6 +65,11 @@ def test_a_library_is_created_listed_changed_and_deleted(api: ServeProcess) -> N
         assert refused.json()["detail"][0]["loc"] == ["body", "name"]
     listed = requests.get(api.url("/api/v1/libraries"), timeout=10).json()
     assert listed["total"] >= 1
+    named = requests.get(api.url("/api/v1/libraries"), params={"name": "parts-a"},
+                         timeout=10).json()
+    assert named["total"] == 1 and named["libraries"][0]["library_id"] == created["library_id"]
+    assert requests.get(api.url("/api/v1/libraries"), params={"name": "nope"},
+                        timeout=10).json() == {"total": 0, "libraries": []}
     assert library_id in [lib["library_id"] for lib in listed["libraries"]]
     shown = requests.get(api.url(f"/api/v1/libraries/{library_id}"), timeout=10).json()
     assert shown["index"]["entries"] == 0
@@ -230,6 +235,11 @@ def test_objects_are_found_with_their_outline(
             misses.append((name, case.note))
             continue
         hit = top[0]
+        assert found["query"] == {"width": case.query.shape[1], "height": case.query.shape[0]}
+        assert set(hit) == {"image_id", "score", "match_type", "brief", "tags", "contsign",
+                            "external_id", "image", "thumbnail", "width", "height", "inliers",
+                            "homography", "polygon"}
+        assert (hit["height"], hit["width"]) == image.shape[:2] and hit["external_id"] is None
         assert hit["match_type"] == "object" and hit["inliers"] >= 12
         assert len(hit["homography"]) == 3 and len(hit["polygon"]) == 4
         errors.append(float(np.median(np.linalg.norm(
@@ -253,6 +263,7 @@ def test_distractors_get_no_duplicate_or_object_hit(
         found = _search(api, library_id, truth.encode(image), mode="auto", limit=20)
         kinds = {hit["match_type"] for hit in found["results"]}
         assert kinds <= {"similar"}, found["results"][:3]
+        assert all("polygon" not in hit and "inliers" not in hit for hit in found["results"])
         assert len(found["results"]) == 16 and found["has_more"] is False
         scores = [hit["score"] for hit in found["results"]]
         assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)

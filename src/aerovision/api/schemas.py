@@ -287,6 +287,8 @@ class LibraryPatch(BaseModel):
 
 
 class IndexOut(BaseModel):
+    """This API process's index of the library (loaded when the library is shown)."""
+
     state: Literal["ready", "not loaded"] = Field(
         description="ready: this API process holds the index in memory."
     )
@@ -378,8 +380,13 @@ class HitOut(BaseModel):
     tags: list[str] = Field(description="The image's tags.")
     contsign: ContSign = Field(description="The image's content signature.")
     external_id: str | None = Field(description="The caller's own id of the image.")
+    image: str = Field(description="The library image's file, at GET /<path>.")
     thumbnail: str = Field(description="The library image's thumbnail, at GET /<path>.")
-    inliers: int | None = Field(None, description="Keypoint matches of the verified geometry.")
+    width: int = Field(description="The library image's width, pixels.")
+    height: int = Field(description="The library image's height, pixels.")
+    inliers: int | None = Field(None, description="Keypoint matches of the verified geometry "
+                                "(duplicate and object hits checked geometrically; absent "
+                                "otherwise, as homography and polygon).")
     homography: list[list[float]] | None = Field(
         None, description="3×3, library-image pixels → query pixels."
     )
@@ -388,9 +395,15 @@ class HitOut(BaseModel):
     )
 
 
+class QuerySize(BaseModel):
+    width: int = Field(description="Pixels.")
+    height: int = Field(description="Pixels.")
+
+
 class SearchOut(BaseModel):
     mode: Literal["auto", "duplicate", "object", "similar"] = Field(description="As asked.")
     has_more: bool = Field(description="More hits beyond this page.")
+    query: QuerySize = Field(description="The query's size: the pixels of every polygon.")
     results: list[HitOut] = Field(description="Best first (in auto mode: duplicates, then "
                                   "objects, then similar, each best first).")
     timings: dict[str, float] = Field(description="Milliseconds per stage, and candidates "

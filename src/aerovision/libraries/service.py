@@ -107,6 +107,8 @@ class Found:
     has_more: bool
     total: int
     timings: dict[str, float] = field(default_factory=dict)
+    query_size: tuple[int, int] = (0, 0)
+    """The query's width and height: the pixels the outlines are in."""
 
 
 def contsign_json(image: store.Image) -> dict[str, int]:
@@ -121,7 +123,8 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     out: dict[str, Any] = {
         "image_id": image.image_id, "score": hit.score, "match_type": hit.match_type,
         "brief": image.brief, "tags": image.tags, "contsign": contsign_json(image),
-        "external_id": image.external_id, "thumbnail": image.thumbnail_key,
+        "external_id": image.external_id, "image": image.file_key,
+        "thumbnail": image.thumbnail_key, "width": image.width, "height": image.height,
     }
     if place is not None:
         out.update(inliers=place.inliers, homography=place.homography, polygon=place.polygon)
@@ -130,6 +133,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
 
 def found_json(found: Found) -> dict[str, Any]:
     return {"mode": found.mode, "has_more": found.has_more,
+            "query": {"width": found.query_size[0], "height": found.query_size[1]},
             "results": [hit_json(h) for h in found.hits], "timings": found.timings}
 
 
@@ -377,7 +381,7 @@ class Libraries:
         total = len(ranked) if mode not in ("auto", "similar") else max(len(ranked), similar_total)
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return Found(mode, page, has_more=len(ranked) > offset + limit, total=total,
-                     timings=timings)
+                     timings=timings, query_size=(query.width, query.height))
 
     def _embedder_for(self, mode: Mode) -> EmbedderSpec | None:
         return self.embedder if mode in ("auto", "similar") else None

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from aerovision.api.auth import CallerDep
 from aerovision.api.deps import ServicesDep
@@ -97,10 +98,16 @@ def list_libraries(
     services: ServicesDep, caller: CallerDep,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Skip this many.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 100,
+    name: Annotated[str | None, Query(max_length=64, description="Only the library of this "
+                                      "name (0 or 1 of them).")] = None,
 ) -> LibraryList:
-    total, rows = store.list_libraries(services.db, caller.owner(read=True), offset=offset,
-                                       limit=limit)
-    return LibraryList(total=total, libraries=[_out(r) for r in rows])
+    owner = caller.owner(read=True)
+    if name is not None:
+        found = store.library_by_name(services.db, owner, name)
+        rows = [] if found is None else [found]
+        return LibraryList(total=len(rows), libraries=[_out(r) for r in rows[offset:][:limit]])
+    total, page = store.list_libraries(services.db, owner, offset=offset, limit=limit)
+    return LibraryList(total=total, libraries=[_out(r) for r in page])
 
 
 @router.get(PREFIX + "/{library_id}", summary="A library", responses=NOT_FOUND)
@@ -111,7 +118,7 @@ def get_library(library_id: str, services: ServicesDep, caller: CallerDep) -> Li
 
 
 def _index_state(services: Services, library_id: str) -> IndexOut:
-    index = services.libraries.indexes.loaded(library_id)
+    index = services.libraries.indexes.get(library_id)  # brought up to date: what it holds
     if index is None:
         size = services.libraries.indexes.file_size(library_id)
         return IndexOut(state="not loaded", entries=0, size_bytes=size)
@@ -295,7 +302,7 @@ def delete_by_contsign(
 
 @router.post(PREFIX + "/{library_id}/search", summary="Search a library",
              responses={**NOT_FOUND, **NOT_MULTIPART, 413: {"model": Message}},
-             response_model_exclude_none=True)
+             response_model=SearchOut)
 async def search(
     library_id: str,
     services: ServicesDep,
@@ -309,7 +316,7 @@ async def search(
                                      "this, 0-1.")] = 0.0,
     tag: Annotated[str | None, Form(max_length=64, description="Only images with this "
                                     "tag.")] = None,
-) -> SearchOut:
+) -> Response:
     owner = caller.owner(read=True)
     library = await run_in_threadpool(_library, services, library_id, owner)
     limit_bytes = services.settings.max_upload_bytes
@@ -327,7 +334,8 @@ async def search(
         if found.status == 413:
             raise HTTPException(413, f"image: {found.detail}")
         raise field_error("image", found.detail, image.filename)
-    return SearchOut.model_validate(libs.found_json(found))
+    # the geometry of a hit only when it was checked (the model documents it optional)
+    return JSONResponse(libs.found_json(found))
 
 
 @router.get("/libraries/{path:path}", summary="Download a library image or thumbnail",
