@@ -13,7 +13,7 @@ from typing import Any
 
 import cv2
 
-from bench import end_to_end
+from bench import end_to_end, libraries
 from bench.bench_feature import bench_feature
 from bench.bench_surface import bench_surface
 from bench.bench_template import bench_engine
@@ -45,6 +45,7 @@ def main() -> None:
         "service": lambda a: bench_service(repeats=a.repeats),
         "end-to-end": lambda a: end_to_end.bench_end_to_end(repeats=a.repeats),
         "throughput": lambda a: bench_throughput(),
+        "libraries": lambda a: libraries.bench_libraries(libraries.sizes_from_env()),
     }
     parser.add_argument("--only", choices=list(parts), action="append", help="run only these parts")
     args = parser.parse_args()
@@ -59,7 +60,8 @@ def main() -> None:
         except MissingBenchData as missing:  # the part's data is not on this machine
             print(f"skipped: {missing}", flush=True)
             continue
-        print(end_to_end.table(rows) if name == "end-to-end" else _table(rows), flush=True)
+        shown = {"end-to-end": end_to_end.table, "libraries": libraries.table}.get(name, _table)
+        print(shown(rows), flush=True)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def photo(name: str) -> Image:
     image = cv2.imread(str(DATA / name), cv2.IMREAD_UNCHANGED)
     assert image is not None, name
     if image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        low, high = float(image.min()), float(image.max())
+        image = ((image - low) * (255.0 / max(high - low, 1e-9))).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]
     h, w = image.shape[:2]
@@ -61,7 +62,11 @@ def library_images() -> list[tuple[str, Image]]:
 
 
 def colour(image: Image) -> Image:
-    return image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image if image.ndim == 3 else _u8(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+
+
+def _u8(array: object) -> Image:
+    return np.asarray(array, dtype=np.uint8)
 
 
 def near_duplicate(image: Image, rng: np.random.Generator) -> tuple[str, Image]:
@@ -71,11 +76,11 @@ def near_duplicate(image: Image, rng: np.random.Generator) -> tuple[str, Image]:
     if kind == "jpeg":
         quality = int(rng.integers(50, 96))
         data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
-        return f"jpeg {quality}", cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        return f"jpeg {quality}", _u8(cv2.imdecode(data, cv2.IMREAD_UNCHANGED))
     if kind == "resize":
         factor = float(np.exp(rng.uniform(math.log(0.25), math.log(2.0))))
         size = (max(8, round(w * factor)), max(8, round(h * factor)))
-        return f"resize {factor:.2f}", cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return f"resize {factor:.2f}", _u8(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
     if kind == "crop":
         share = rng.uniform(0.02, 0.10)  # of each side, split between both ends
         dx, dy = round(w * share), round(h * share)
@@ -83,7 +88,7 @@ def near_duplicate(image: Image, rng: np.random.Generator) -> tuple[str, Image]:
         return f"crop {share:.2f}", image[y0: h - (dy - y0), x0: w - (dx - x0)].copy()
     gamma = float(rng.uniform(0.6, 1.6))
     table = ((np.arange(256) / 255.0) ** gamma * 255).round().astype(np.uint8)
-    return f"gamma {gamma:.2f}", cv2.LUT(image, table)
+    return f"gamma {gamma:.2f}", _u8(cv2.LUT(image, table))
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,7 @@ class ObjectQuery:
 def background(index: int, size: tuple[int, int] = (800, 600)) -> Image:
     """A cluttered scene (a background photo filling ``size``), colour."""
     image = colour(photo(BACKGROUND_PHOTOS[index % len(BACKGROUND_PHOTOS)]))
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    return _u8(cv2.resize(image, size, interpolation=cv2.INTER_LINEAR))
 
 
 def object_query(image: Image, rng: np.random.Generator, scene_index: int) -> ObjectQuery:

@@ -64,11 +64,17 @@ DUPLICATE_OVERLAP: Final = 0.7
 and the query's frame overlap by at least this share of each (crops up to ~15 % per
 side, any rotation)."""
 
-HASH_DUPLICATE_BITS: Final = 6
+HASH_DUPLICATE_BITS: Final = 10
 """Without keypoints to check (a flat logo, a tiny icon), two images are the same
 picture when their perceptual hashes are at most this many bits apart..."""
 HASH_DUPLICATE_COSINE: Final = 0.95
 """...and their global descriptors this alike."""
+
+SURE_DUPLICATE_BITS: Final = 4
+"""Hashes this close and descriptors as alike as :data:`SURE_DUPLICATE_COSINE` are the
+same picture without a geometric check (re-encoded, resized, brightened): a
+``duplicate`` search answers them without looking for keypoints at all."""
+SURE_DUPLICATE_COSINE: Final = 0.97
 
 MatchType = Literal["duplicate", "object"]
 

@@ -118,11 +118,15 @@ def describe_query_image(
 
 def verify_all(
     query: retrieval.Features, candidates: Sequence[tuple[int, bytes]]
-) -> list[tuple[int, retrieval.Located | None]]:
-    """Check each ``(image, stored keypoints)`` against the query (runs in the pool)."""
+) -> list[tuple[int, retrieval.Located | None, int]]:
+    """Check each ``(image, stored keypoints)`` against the query (runs in the pool):
+    ``(image, where it is or None, its keypoints)``."""
     verifier = retrieval.Verifier(query)
-    return [(number, verifier.locate(retrieval.Features.from_bytes(blob)))
-            for number, blob in candidates]
+    out = []
+    for number, blob in candidates:
+        reference = retrieval.Features.from_bytes(blob)
+        out.append((number, verifier.locate(reference), len(reference)))
+    return out
 
 
 class DescribePool:

@@ -294,7 +294,7 @@ class Libraries:
     def _same_picture(
         self, index: LibraryIndex, query: retrieval.Description
     ) -> store.Image | None:
-        hits = self._duplicates(index, query, None)
+        hits = self._duplicates(index, query, None)  # a library image: keypoints described
         return hits[0].image if hits else None
 
     # removing
@@ -325,21 +325,11 @@ class Libraries:
         """Search a library (its owner checked by the caller) with an image file or a
         decoded image (a task's input); None when the library is gone."""
         started = time.perf_counter()
-        with_features = mode != "similar"
-        try:
-            if isinstance(data, np.ndarray):
-                query = self.pool.call(self.max_pixels, describe_query_image, data,
-                                       with_features, self._embedder_for(mode))
-            elif not data:
-                return Refused(422, "the file is empty", code=216200)
-            else:
-                imageio.sniff_image(data)
-                query = self.pool.call(self.max_pixels, describe_query_file, data,
-                                       self.max_pixels, with_features, self._embedder_for(mode))
-        except InputError as exc:
-            return unusable(exc, data if isinstance(data, bytes) else b"?")
-        except PoolDied as exc:
-            return Refused(422, str(exc), code=216201)
+        # a duplicate search looks for keypoints only when hashes are not sure enough
+        with_features = mode in ("auto", "object")
+        query = self._describe_query(data, mode, with_features)
+        if isinstance(query, Refused):
+            return query
         described = time.perf_counter()
         index = self.indexes.get(library_id)
         if index is None:
@@ -348,7 +338,16 @@ class Libraries:
         timings = {"describe_ms": round((described - started) * 1000, 2)}
         hits: dict[int, Hit] = {}
         if mode in ("auto", "duplicate"):
-            for hit in self._duplicates(index, query, allowed, timings):
+            found = self._duplicates(index, query, allowed, timings,
+                                     keypoints_sought=with_features)
+            if mode == "duplicate" and not found and len(index):
+                again = self._describe_query(data, mode, True)
+                if isinstance(again, Refused):
+                    return again
+                query = again
+                timings["describe_ms"] += round((time.perf_counter() - described) * 1000, 2)
+                found = self._duplicates(index, query, allowed, timings)
+            for hit in found:
                 hits.setdefault(hit.image.id, hit)
         if mode in ("auto", "object"):
             for hit in self._objects(index, query, allowed, set(hits), timings):
@@ -382,6 +381,23 @@ class Libraries:
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return Found(mode, page, has_more=len(ranked) > offset + limit, total=total,
                      timings=timings, query_size=(query.width, query.height))
+
+    def _describe_query(
+        self, data: bytes | npt.NDArray[np.uint8], mode: Mode, with_features: bool
+    ) -> retrieval.Description | Refused:
+        try:
+            if isinstance(data, np.ndarray):
+                return self.pool.call(self.max_pixels, describe_query_image, data,
+                                      with_features, self._embedder_for(mode))
+            if not data:
+                return Refused(422, "the file is empty", code=216200)
+            imageio.sniff_image(data)
+            return self.pool.call(self.max_pixels, describe_query_file, data,
+                                  self.max_pixels, with_features, self._embedder_for(mode))
+        except InputError as exc:
+            return unusable(exc, data if isinstance(data, bytes) else b"?")
+        except PoolDied as exc:
+            return Refused(422, str(exc), code=216201)
 
     def _embedder_for(self, mode: Mode) -> EmbedderSpec | None:
         return self.embedder if mode in ("auto", "similar") else None
@@ -419,9 +435,10 @@ class Libraries:
 
     def _duplicates(
         self, index: LibraryIndex, query: retrieval.Description, mask: Mask,
-        timings: dict[str, float] | None = None,
+        timings: dict[str, float] | None = None, *, keypoints_sought: bool = True,
     ) -> list[Hit]:
-        """The library's copies of the query's picture, best first."""
+        """The library's copies of the query's picture, best first (without
+        ``keypoints_sought``, only those the hashes are sure of)."""
         exact = store.images_with_contsign(self.db, index.library_id,
             retrieval.to_signed(query.contsign),
         )
@@ -435,20 +452,26 @@ class Libraries:
             query.vector, DUPLICATE_CANDIDATES, mask
         ) if c >= DUPLICATE_COSINE}
         candidates = [n for n in dict.fromkeys([*by_hash, *by_vector]) if n not in seen]
-        located = self._verify(query, candidates, timings)
+        sure = {n for n in candidates if n in by_hash and n in by_vector
+                and by_hash[n] <= retrieval.SURE_DUPLICATE_BITS
+                and by_vector[n] >= retrieval.SURE_DUPLICATE_COSINE}
+        checked = self._verify(query, [n for n in candidates if n not in sure], timings)
         rows = store.images_by_ids(self.db, candidates)
+        few = retrieval.MIN_INLIERS * 2  # fewer keypoints than this: no geometric check
         for number in candidates:
-            place = located.get(number)
             if number not in rows:
                 continue
+            place, keypoints = checked.get(number, (None, 0))
             if place is not None and place.match_type == "duplicate":
                 hits.append(Hit(rows[number], "duplicate", round(0.5 + 0.5 * place.overlap, 4),
                                 place))
+            elif number in sure:
+                hits.append(Hit(rows[number], "duplicate", round(1 - by_hash[number] / 64, 4)))
             elif place is None and number in by_hash and number in by_vector:
                 bits, cosine = by_hash[number], by_vector[number]
-                if (bits <= retrieval.HASH_DUPLICATE_BITS
-                        and cosine >= retrieval.HASH_DUPLICATE_COSINE
-                        and len(query.features) < retrieval.MIN_INLIERS * 4):
+                uncheckable = len(query.features) < few or (number in checked and keypoints < few)
+                if (keypoints_sought and uncheckable and bits <= retrieval.HASH_DUPLICATE_BITS
+                        and cosine >= retrieval.HASH_DUPLICATE_COSINE):
                     hits.append(Hit(rows[number], "duplicate", round(1 - bits / 64, 4)))
         return sorted(hits, key=lambda h: (-h.score, h.image.id))
 
@@ -467,7 +490,7 @@ class Libraries:
         located = self._verify(query, candidates, timings)
         rows = store.images_by_ids(self.db, list(located))
         hits = []
-        for number, place in located.items():
+        for number, (place, _) in located.items():
             if place is not None and number in rows:
                 kind: MatchType = "duplicate" if place.match_type == "duplicate" else "object"
                 hits.append(Hit(rows[number], kind, place.score, place))
@@ -476,7 +499,9 @@ class Libraries:
     def _verify(
         self, query: retrieval.Description, candidates: Sequence[int],
         timings: dict[str, float] | None,
-    ) -> dict[int, retrieval.Located | None]:
+    ) -> dict[int, tuple[retrieval.Located | None, int]]:
+        """Each candidate checked against the query: where it is (or None) and how many
+        keypoints it has; nothing when the query has too few keypoints to check."""
         if not candidates or len(query.features) < retrieval.MIN_INLIERS:
             return {}
         started = time.perf_counter()
@@ -492,7 +517,7 @@ class Libraries:
                 timings.get("verify_ms", 0.0) + (time.perf_counter() - started) * 1000, 2
             )
             timings["candidates"] = timings.get("candidates", 0) + len(pairs)
-        return dict(found)
+        return {number: (place, keypoints) for number, place, keypoints in found}
 
 
 _TASK_LIBRARIES: dict[str, Libraries] = {}
