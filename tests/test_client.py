@@ -354,7 +354,7 @@ def test_generic_match_refuses_unknown_tools_and_missing_inputs(
     client: avc.Client, files: dict[str, Path]
 ) -> None:
     with pytest.raises(ValueError, match="unknown tool 'stitch': this server runs template, "
-                                         "feature, surface, inspect, chain") as caught:
+                                         "feature, surface, inspect, search, chain") as caught:
         client.match("stitch", image=files["scene"])
     assert isinstance(caught.value, avc.UnknownTool) and caught.value.known == list(TOOLS)
     assert isinstance(caught.value, avc.AeroVisionError)

@@ -305,6 +305,47 @@ def test_a_store_that_refuses_result_writes_is_not_the_task_s_fault(
         run_job(job, store)
 
 
+def test_search_runs_on_the_task_account_s_library_only(
+    store: LocalFileStore, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from aerovision.libraries.service import Libraries
+    from aerovision.store import libraries as library_store
+    from aerovision.store.db import Database, migrate
+    from aerovision.store.scope import DEFAULT
+    from tests import library_truth as truth
+
+    url = f"sqlite:///{tmp_path / 'libraries.db'}"
+    migrate(url)
+    db = Database(url)
+    libraries = Libraries(db, store, index_folder=None, workers=1, max_pixels=MAX_PIXELS,
+                          memory_mb=None, inline=True)
+    library = library_store.create_library(db, DEFAULT, "parts", "")
+    photos = truth.library_images()[:3]
+    for name, image in photos:
+        added = libraries.add(DEFAULT, library.library_id, truth.encode(image), brief=name,
+                              tags=[], external_id=None, dedup="exact")
+        assert isinstance(added, library_store.Image)
+    query = truth.encode(photos[1][1], ".jpg")
+    job = replace(_job(store, "search", {"image": ("q.jpg", query)},
+                       {"library_id": library.library_id, "mode": "duplicate"}),
+                  database_url=url)
+
+    result = run_job(job, store)
+
+    data = result.result_data
+    assert result.result_files == []
+    assert data["hits"] == 1 and data["found"] == 1 and data["best_match_type"] == "duplicate"
+    assert data["results"][0]["brief"] == photos[1][0]
+    assert set(data["timings"]) >= {"read_ms", "decode_ms", "match_ms", "describe_ms"}
+    assert store.exists(job.thumbnails[0])
+    elsewhere = replace(job, account_id="11111111-1111-4111-8111-111111111111", uid="v")
+    with pytest.raises(InputError, match=f"the account has no library {library.library_id}"):
+        run_job(elsewhere, store)
+    db.dispose()
+
+
 def test_every_tool_of_the_registry_has_a_runner_test() -> None:
     """A new tool gets its runner test here too."""
-    assert set(TOOLS) == {"template", "feature", "surface", "inspect", "chain"}
+    assert set(TOOLS) == {"template", "feature", "surface", "inspect", "search", "chain"}
