@@ -71,10 +71,26 @@ HASH_DUPLICATE_COSINE: Final = 0.95
 """...and their global descriptors this alike."""
 
 SURE_DUPLICATE_BITS: Final = 4
-"""Hashes this close and descriptors as alike as :data:`SURE_DUPLICATE_COSINE` are the
+"""Hashes this close and layouts as alike as :data:`SURE_DUPLICATE_LAYOUT` are the
 same picture without a geometric check (re-encoded, resized, brightened): a
 ``duplicate`` search answers them without looking for keypoints at all."""
-SURE_DUPLICATE_COSINE: Final = 0.97
+SURE_DUPLICATE_LAYOUT: Final = 0.99
+
+HASH_DUPLICATE_LAYOUT: Final = 0.95
+"""Without keypoints to check, a layout this alike (and hashes within
+:data:`HASH_DUPLICATE_BITS`) is the same picture too: gamma moves colours, so the
+whole descriptor's cosine drops below :data:`HASH_DUPLICATE_COSINE` while the layout
+stays."""
+
+LAYOUT = slice(0, 64)
+"""The layout part of the global descriptor (low DCT frequencies of the grey image)."""
+
+
+def layout_cosine(a: FloatArray, b: FloatArray) -> float:
+    """How alike two images' layouts are (brightness- and colour-blind), -1–1."""
+    x, y = a[..., LAYOUT], b[..., LAYOUT]
+    norm = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(x @ y) / norm if norm > 0 else 0.0
 
 MatchType = Literal["duplicate", "object"]
 

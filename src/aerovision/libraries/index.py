@@ -128,6 +128,11 @@ class LibraryIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > -2.0]
 
+    def vectors_of(self, numbers: list[int]) -> dict[int, npt.NDArray[np.float32]]:
+        """The global descriptors of these images (those in the index)."""
+        wanted = set(numbers)
+        return {int(n): self.vectors[i] for i, n in enumerate(self.ids.tolist()) if n in wanted}
+
     def allowed(self, tag: str | None) -> npt.NDArray[np.bool_] | None:
         """Rows carrying ``tag`` (None: every row)."""
         if not tag:

@@ -452,9 +452,11 @@ class Libraries:
             query.vector, DUPLICATE_CANDIDATES, mask
         ) if c >= DUPLICATE_COSINE}
         candidates = [n for n in dict.fromkeys([*by_hash, *by_vector]) if n not in seen]
-        sure = {n for n in candidates if n in by_hash and n in by_vector
+        vectors = index.vectors_of(candidates)
+        layout = {n: retrieval.layout_cosine(query.vector, v) for n, v in vectors.items()}
+        sure = {n for n in candidates if n in by_hash
                 and by_hash[n] <= retrieval.SURE_DUPLICATE_BITS
-                and by_vector[n] >= retrieval.SURE_DUPLICATE_COSINE}
+                and layout.get(n, 0.0) >= retrieval.SURE_DUPLICATE_LAYOUT}
         checked = self._verify(query, [n for n in candidates if n not in sure], timings)
         rows = store.images_by_ids(self.db, candidates)
         few = retrieval.MIN_INLIERS * 2  # fewer keypoints than this: no geometric check
@@ -467,11 +469,13 @@ class Libraries:
                                 place))
             elif number in sure:
                 hits.append(Hit(rows[number], "duplicate", round(1 - by_hash[number] / 64, 4)))
-            elif place is None and number in by_hash and number in by_vector:
-                bits, cosine = by_hash[number], by_vector[number]
+            elif place is None and number in by_hash:
+                bits, cosine = by_hash[number], by_vector.get(number, 0.0)
                 uncheckable = len(query.features) < few or (number in checked and keypoints < few)
+                alike = (cosine >= retrieval.HASH_DUPLICATE_COSINE
+                         or layout.get(number, 0.0) >= retrieval.HASH_DUPLICATE_LAYOUT)
                 if (keypoints_sought and uncheckable and bits <= retrieval.HASH_DUPLICATE_BITS
-                        and cosine >= retrieval.HASH_DUPLICATE_COSINE):
+                        and alike):
                     hits.append(Hit(rows[number], "duplicate", round(1 - bits / 64, 4)))
         return sorted(hits, key=lambda h: (-h.score, h.image.id))
 
