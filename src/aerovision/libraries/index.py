@@ -83,7 +83,7 @@ class LibraryIndex:
             self.embeddings, self.embedded = self.embeddings[keep], self.embedded[keep]
             self.tags = [t for t, k in zip(self.tags, keep.tolist(), strict=True) if k]
         if changes.added:
-            present = set(self.ids.tolist())
+            present = set(self.rows_of([e.id for e in changes.added]))
             fresh = [e for e in changes.added if e.id not in present]
             if fresh:
                 self.ids = np.concatenate([self.ids, np.array([e.id for e in fresh], np.int64)])
@@ -128,10 +128,15 @@ class LibraryIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(self.ids[i]), float(scores[i])) for i in top if scores[i] > -2.0]
 
+    def rows_of(self, numbers: list[int]) -> dict[int, int]:
+        """The rows of these images (those in the index), without a pass in Python over
+        every row: searches call it on their few candidates."""
+        rows = np.flatnonzero(np.isin(self.ids, np.asarray(numbers, np.int64)))
+        return {int(self.ids[i]): int(i) for i in rows}
+
     def vectors_of(self, numbers: list[int]) -> dict[int, npt.NDArray[np.float32]]:
         """The global descriptors of these images (those in the index)."""
-        wanted = set(numbers)
-        return {int(n): self.vectors[i] for i, n in enumerate(self.ids.tolist()) if n in wanted}
+        return {n: self.vectors[i] for n, i in self.rows_of(numbers).items()}
 
     def allowed(self, tag: str | None) -> npt.NDArray[np.bool_] | None:
         """Rows carrying ``tag`` (None: every row)."""

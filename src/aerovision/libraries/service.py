@@ -327,7 +327,7 @@ class Libraries:
         started = time.perf_counter()
         # a duplicate search looks for keypoints only when hashes are not sure enough
         with_features = mode in ("auto", "object")
-        query = self._describe_query(data, mode, with_features)
+        query = self.describe_query(data, mode, with_features)
         if isinstance(query, Refused):
             return query
         described = time.perf_counter()
@@ -341,7 +341,7 @@ class Libraries:
             found = self._duplicates(index, query, allowed, timings,
                                      keypoints_sought=with_features)
             if mode == "duplicate" and not found and len(index):
-                again = self._describe_query(data, mode, True)
+                again = self.describe_query(data, mode, True)
                 if isinstance(again, Refused):
                     return again
                 query = again
@@ -382,9 +382,12 @@ class Libraries:
         return Found(mode, page, has_more=len(ranked) > offset + limit, total=total,
                      timings=timings, query_size=(query.width, query.height))
 
-    def _describe_query(
+    def describe_query(
         self, data: bytes | npt.NDArray[np.uint8], mode: Mode, with_features: bool
     ) -> retrieval.Description | Refused:
+        """A query image (a file, or decoded already) described in the pool: with its
+        keypoints if asked, with its embedding in the modes that rank by it; Refused
+        when it is not a usable image."""
         try:
             if isinstance(data, np.ndarray):
                 return self.pool.call(self.max_pixels, describe_query_image, data,
@@ -442,9 +445,9 @@ class Libraries:
         exact = store.images_with_contsign(self.db, index.library_id,
             retrieval.to_signed(query.contsign),
         )
-        present = set(index.ids.tolist())
-        hits = [Hit(image, "duplicate", 1.0) for image in exact if image.id in present
-                and (mask is None or bool(mask[index.ids.tolist().index(image.id)]))]
+        placed = index.rows_of([image.id for image in exact])
+        hits = [Hit(image, "duplicate", 1.0) for image in exact if image.id in placed
+                and (mask is None or bool(mask[placed[image.id]]))]
         seen = {h.image.id for h in hits}
         by_hash = dict(index.nearest_hashes(query.phash, DUPLICATE_CANDIDATES,
                                             DUPLICATE_HASH_BITS, mask))

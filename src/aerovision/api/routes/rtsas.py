@@ -26,7 +26,6 @@ from aerovision.api.services import Services
 from aerovision.engine import retrieval
 from aerovision.engine.errors import InputError
 from aerovision.libraries import service as libs
-from aerovision.libraries.pool import PoolDied, describe_query_file
 from aerovision.store import libraries as store
 from aerovision.store.files import StoreUnavailable
 from aerovision.store.scope import Owner
@@ -179,18 +178,16 @@ def _refused(refused: libs.Refused) -> WireError:
     return WireError(BAD_PARAMS, refused.detail)
 
 
+async def _described(services: Services, data: bytes) -> retrieval.Description:
+    """The image's signature and global descriptor (no keypoints), as a library keeps them."""
+    query = await run_in_threadpool(services.libraries.describe_query, data, "duplicate", False)
+    if isinstance(query, libs.Refused):
+        raise _refused(query)
+    return query
+
+
 async def _contsign_of(services: Services, data: bytes) -> int:
-    libraries = services.libraries
-    try:
-        query = await run_in_threadpool(
-            libraries.pool.call, libraries.max_pixels, describe_query_file, data,
-            libraries.max_pixels, False,
-        )
-    except InputError as exc:
-        raise _refused(libs.unusable(exc, data)) from None
-    except PoolDied as exc:
-        raise WireError(IMAGE_UNUSABLE, f"image could not be used (216201: {exc})") from None
-    return retrieval.to_signed(query.contsign)
+    return retrieval.to_signed((await _described(services, data)).contsign)
 
 
 REQUEST_SCHEMA: dict[str, Any] = {
@@ -310,16 +307,7 @@ async def _classify(services: Services, owner: Owner, body: dict[str, Any]) -> d
     await run_in_threadpool(_library, services, owner, body)
     data = _image_bytes(body)
     assert data is not None
-    libraries = services.libraries
-    try:
-        query = await run_in_threadpool(
-            libraries.pool.call, libraries.max_pixels, describe_query_file, data,
-            libraries.max_pixels, False,
-        )
-    except InputError as exc:
-        raise _refused(libs.unusable(exc, data)) from None
-    except PoolDied as exc:
-        raise WireError(IMAGE_UNUSABLE, f"image could not be used (216201: {exc})") from None
+    query = await _described(services, data)
     vector = base64.b64encode(query.vector.astype("<f4").tobytes()).decode()
     return {"features": [{"fea_id": 1, "fea_data": vector}]}
 
